@@ -1,0 +1,203 @@
+"""The local stack: LangSmith emulator + moto's Secrets Manager + a Prefect server, on loopback.
+
+One call starts all three on free ports, waits until each answers, and gives
+the environment that points tenant-keys (and Prefect) at them. Used by the
+demo, the tests and `tenant-keys devstack`. Stopping is idempotent and also
+runs on Ctrl-C (the context manager's exit).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+
+from tenant_keys.devstack.langsmith_emulator import EmulatorServer
+
+# moto accepts any credentials; these only keep boto3's chain from looking further.
+FAKE_AWS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+DEFAULT_REGION = "us-east-1"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class PrefectServer:
+    """`prefect server start` as a child process with its own PREFECT_HOME (SQLite)."""
+
+    def __init__(self, home: Path, port: int = 0, startup_timeout: float = 90.0) -> None:
+        self.home = home
+        self.port = port or free_port()
+        self.startup_timeout = startup_timeout
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/api"
+
+    @property
+    def ui_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        self.home.mkdir(parents=True, exist_ok=True)
+        env = {
+            **os.environ,
+            "PREFECT_HOME": str(self.home),
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            "PREFECT_API_URL": self.api_url,
+            "PREFECT_UI_API_URL": self.api_url,
+        }
+        log = (self.home / "server.log").open("ab")
+        self._process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "prefect",
+                "server",
+                "start",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+            ],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,  # Ctrl-C in the terminal reaches us, not the server twice
+        )
+        _wait_until(
+            lambda: httpx.get(f"{self.api_url}/health", timeout=2).status_code == 200,
+            self.startup_timeout,
+            f"Prefect server on port {self.port} (log: {self.home / 'server.log'})",
+            self._process,
+        )
+
+    def stop(self) -> None:
+        process, self._process = self._process, None
+        if process is None or process.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+class MotoServer:
+    """moto's Secrets Manager server in a background thread."""
+
+    def __init__(self, port: int = 0) -> None:
+        from moto.server import ThreadedMotoServer
+
+        self.port = port or free_port()
+        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
+        self._running = False
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        self._server.start()
+        self._running = True
+        _wait_until(
+            lambda: httpx.get(f"{self.url}/moto-api/", timeout=2).status_code < 500,
+            10,
+            "moto server",
+        )
+
+    def stop(self) -> None:
+        if self._running:
+            self._running = False
+            self._server.stop()
+
+
+class LocalStack:
+    """All three servers. `with LocalStack() as stack: os.environ.update(stack.env())`."""
+
+    def __init__(
+        self,
+        state_dir: Path | None = None,
+        *,
+        with_prefect: bool = True,
+        admin_key: str | None = None,
+        prefect_port: int = 0,
+    ) -> None:
+        self.state_dir = state_dir or Path(".devstack")
+        self.langsmith = EmulatorServer(admin_key=admin_key)
+        self.moto = MotoServer()
+        self.prefect = (
+            PrefectServer(self.state_dir / "prefect", port=prefect_port) if with_prefect else None
+        )
+
+    def start(self) -> LocalStack:
+        try:
+            self.langsmith.start()
+            self.moto.start()
+            if self.prefect:
+                self.prefect.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        if self.prefect:
+            self.prefect.stop()
+        self.moto.stop()
+        self.langsmith.stop()
+
+    def __enter__(self) -> LocalStack:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def env(self) -> dict[str, str]:
+        """The environment that points tenant-keys, boto3 and Prefect at this stack."""
+        env = {
+            "TENANT_KEYS_LANGSMITH_URL": self.langsmith.url,
+            "TENANT_KEYS_LANGSMITH_ADMIN_KEY": self.langsmith.admin_key,
+            "TENANT_KEYS_LANGSMITH_WORKSPACE_ID": self.langsmith.workspace_id,
+            "TENANT_KEYS_LANGSMITH_ORG_ID": self.langsmith.org_id,
+            "TENANT_KEYS_AWS_ENDPOINT_URL": self.moto.url,
+            "TENANT_KEYS_AWS_REGION": DEFAULT_REGION,
+            "AWS_DEFAULT_REGION": DEFAULT_REGION,
+            **FAKE_AWS,
+        }
+        if self.prefect:
+            env["PREFECT_API_URL"] = self.prefect.api_url
+        return env
+
+
+def _wait_until(
+    check: Callable[[], bool],
+    timeout: float,
+    what: str,
+    process: subprocess.Popen[bytes] | None = None,
+) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"{what} exited with code {process.returncode} before answering")
+        with contextlib.suppress(httpx.HTTPError):
+            if check():
+                return
+        time.sleep(0.2)
+    raise RuntimeError(f"{what} did not answer within {timeout:.0f} s")

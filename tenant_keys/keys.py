@@ -1,0 +1,107 @@
+"""Minting, testing and deleting tenant keys at LangSmith: the calls every flow shares.
+
+A minted key's secret lives only inside `mint_key`'s caller until it is written
+to Secrets Manager; everything returned from here to a flow is an id.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import timedelta
+
+from pydantic import BaseModel, ConfigDict
+
+from tenant_keys.errors import KeyTestFailed
+from tenant_keys.langsmith import CreatedApiKey, LangSmithAdmin, LangSmithError
+from tenant_keys.models import TenantKeyRecord, key_description, utcnow
+from tenant_keys.services import Services
+
+log = logging.getLogger(__name__)
+
+
+class KeyRef(BaseModel):
+    """What flows pass around instead of a key."""
+
+    model_config = ConfigDict(frozen=True)
+
+    tenant_id: str
+    key_id: str
+    short_key: str
+    version_id: str | None = None
+
+
+def mint_key(services: Services, tenant_id: str, rotation_id: str) -> CreatedApiKey:
+    """Mint a key whose description names tenant and rotation, expiring after the key lifetime.
+
+    If the create call may have been applied although no answer came back (a
+    timeout, a dropped connection, a 5xx), the key may exist without anyone
+    holding its secret: delete every key with this rotation's description,
+    then mint once more. So a lost response never leaves an orphan behind.
+    """
+    description = key_description(tenant_id, rotation_id)
+    expires_at = utcnow() + timedelta(days=services.settings.key_lifetime_days)
+    try:
+        return services.langsmith.create_key(description, expires_at=expires_at)
+    except LangSmithError as exc:
+        if not exc.maybe_applied:
+            raise
+        log.warning(
+            "key create for %s may have been applied (%s): cleaning up and minting again",
+            tenant_id,
+            type(exc).__name__,
+        )
+    delete_keys_described(services.langsmith, description)
+    return services.langsmith.create_key(description, expires_at=expires_at)
+
+
+def delete_keys_described(langsmith: LangSmithAdmin, description: str) -> list[str]:
+    """Delete every key with exactly this description; returns their ids."""
+    deleted = [key.id for key in langsmith.list_keys() if key.description == description]
+    for key_id in deleted:
+        langsmith.delete_key(key_id)
+    return deleted
+
+
+def record_for(
+    created: CreatedApiKey,
+    *,
+    project_id: str,
+    project_name: str,
+    workspace_id: str | None,
+    rotation_id: str,
+) -> TenantKeyRecord:
+    return TenantKeyRecord(
+        api_key=created.key,
+        key_id=created.id,
+        project_id=project_id,
+        project_name=project_name,
+        workspace_id=workspace_id,
+        issued_at=created.created_at or utcnow(),
+        expires_at=created.expires_at,
+        rotation_id=rotation_id,
+    )
+
+
+def check_key(
+    langsmith: LangSmithAdmin,
+    record: TenantKeyRecord,
+    tenant_id: str,
+    *,
+    attempts: int = 5,
+    delay: float = 0.5,
+) -> None:
+    """The key authenticates, or `KeyTestFailed` after bounded retries (new keys may take a moment)."""
+    reason = "rejected with 401"
+    for attempt in range(attempts):
+        try:
+            if langsmith.authenticates(record.api_key, workspace_id=record.workspace_id):
+                return
+            reason = "rejected with 401"
+        except LangSmithError as exc:
+            if not exc.transient:
+                raise KeyTestFailed(tenant_id, record.key_id, str(exc)) from None
+            reason = type(exc).__name__
+        if attempt < attempts - 1:
+            time.sleep(delay * (attempt + 1))
+    raise KeyTestFailed(tenant_id, record.key_id, reason)

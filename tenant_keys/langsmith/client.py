@@ -1,0 +1,413 @@
+"""A typed httpx client for LangSmith's admin API: projects, keys, workspaces, stats.
+
+Paths and bodies follow `openapi.subset.json` (the `/api/v1/...` forms).
+Every call is paced by one token bucket per client (LangSmith limits calls
+per key per minute), and retried with backoff when the failure is transient
+and the call is safe to repeat. A call that creates something is retried
+only when the server surely did not act on it (a refused connection or a
+429); otherwise the caller gets the error and decides, since a lost response
+to "create key" may mean the key exists.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Mapping
+from datetime import datetime
+from typing import Any, TypeVar
+
+import httpx
+from pydantic import BaseModel, SecretStr
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_exponential_jitter,
+)
+
+from tenant_keys.langsmith.errors import (
+    ConnectionFailed,
+    LangSmithError,
+    NotFound,
+    RateLimited,
+    Timeout,
+    error_for_status,
+)
+from tenant_keys.langsmith.models import (
+    ApiKeyInfo,
+    CreatedApiKey,
+    Project,
+    RunStats,
+    UsageLimit,
+    Workspace,
+)
+from tenant_keys.ratelimit import TokenBucket
+from tenant_keys.redact import redact
+
+log = logging.getLogger(__name__)
+
+PAGE_SIZE = 100  # the API's maximum `limit`
+M = TypeVar("M", bound=BaseModel)
+
+
+def normalize_base_url(url: str) -> str:
+    """Strip a trailing `/api/v1` or `/api`, so appending `/api/v1/...` never doubles it."""
+    url = url.rstrip("/")
+    for suffix in ("/api/v1", "/api"):
+        if url.endswith(suffix):
+            return url[: -len(suffix)]
+    return url
+
+
+class LangSmithAdmin:
+    def __init__(
+        self,
+        base_url: str,
+        admin_key: SecretStr,
+        *,
+        workspace_id: str | None = None,
+        org_id: str | None = None,
+        timeout: float = 10.0,
+        calls_per_minute: int = 2000,
+        max_attempts: int = 5,
+        max_connections: int = 100,
+    ) -> None:
+        self.base_url = normalize_base_url(base_url)
+        self._admin_key = admin_key
+        self.workspace_id = workspace_id
+        self.org_id = org_id
+        self.max_attempts = max_attempts
+        # Pace a little under the server's limit: its window slides, ours must not touch it.
+        self.bucket = TokenBucket(calls_per_minute * 0.98 / 60.0)
+        self._http = httpx.Client(
+            base_url=self.base_url,
+            timeout=timeout,
+            limits=httpx.Limits(
+                max_connections=max_connections, max_keepalive_connections=max_connections
+            ),
+        )
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> LangSmithAdmin:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- projects ---------------------------------------------------------------------------
+
+    def create_project(
+        self, name: str, *, description: str | None = None, extra: Mapping[str, Any] | None = None
+    ) -> Project:
+        """Create a project; a name that exists raises `Conflict` (409)."""
+        body: dict[str, Any] = {"name": name}
+        if description is not None:
+            body["description"] = description
+        if extra is not None:
+            body["extra"] = dict(extra)
+        return self._call(Project, "POST", "/api/v1/sessions", json=body, creates=True)
+
+    def find_project(self, name: str) -> Project | None:
+        found = self._call_list(
+            Project, "GET", "/api/v1/sessions", params={"name": name, "limit": 1}
+        )
+        return found[0] if found else None
+
+    def ensure_project(
+        self, name: str, *, description: str | None = None, extra: Mapping[str, Any] | None = None
+    ) -> Project:
+        """The project named `name`, created if missing (a 409 means someone made it first)."""
+        existing = self.find_project(name)
+        if existing is not None:
+            return existing
+        try:
+            return self.create_project(name, description=description, extra=extra)
+        except LangSmithError as exc:
+            if exc.status != 409 and not exc.maybe_applied:
+                raise
+            # Created by a racer, or by our own call whose response was lost.
+            found = self.find_project(name)
+            if found is None:
+                raise
+            return found
+
+    def get_project(self, project_id: str) -> Project:
+        return self._call(Project, "GET", "/api/v1/sessions/{id}", path_args={"id": project_id})
+
+    def delete_project(self, project_id: str) -> bool:
+        """Delete a project; False if it was already gone."""
+        return self._delete("/api/v1/sessions/{id}", project_id)
+
+    def iter_projects(
+        self,
+        *,
+        name_contains: str | None = None,
+        include_stats: bool = False,
+        stats_start_time: datetime | None = None,
+    ) -> Iterator[Project]:
+        """Every project of the workspace, 100 per call (the API pages with offset/limit)."""
+        params: dict[str, Any] = {"limit": PAGE_SIZE}
+        if name_contains:
+            params["name_contains"] = name_contains
+        if include_stats:
+            params["include_stats"] = "true"
+            if stats_start_time is not None:
+                params["stats_start_time"] = stats_start_time.isoformat()
+        offset = 0
+        while True:
+            page = self._call_list(
+                Project, "GET", "/api/v1/sessions", params={**params, "offset": offset}
+            )
+            yield from page
+            if len(page) < PAGE_SIZE:
+                return
+            offset += PAGE_SIZE
+
+    def run_stats(
+        self,
+        project_ids: list[str],
+        *,
+        start_time: datetime,
+        end_time: datetime | None = None,
+        is_root: bool = True,
+    ) -> RunStats:
+        body: dict[str, Any] = {
+            "session": project_ids,
+            "start_time": start_time.isoformat(),
+            "is_root": is_root,
+        }
+        if end_time is not None:
+            body["end_time"] = end_time.isoformat()
+        return self._call(RunStats, "POST", "/api/v1/runs/stats", json=body)
+
+    # -- workspace API keys ---------------------------------------------------------------------
+
+    def create_key(
+        self, description: str, *, expires_at: datetime | None, workspace_id: str | None = None
+    ) -> CreatedApiKey:
+        """Mint a workspace service key. Its secret is in `.key` (a SecretStr) and nowhere else."""
+        body: dict[str, Any] = {
+            "description": description,
+            "expires_at": expires_at.isoformat() if expires_at else None,
+        }
+        return self._call(
+            CreatedApiKey,
+            "POST",
+            "/api/v1/api-key",
+            json=body,
+            creates=True,
+            workspace_id=workspace_id,
+        )
+
+    def list_keys(self, *, workspace_id: str | None = None) -> list[ApiKeyInfo]:
+        return self._call_list(ApiKeyInfo, "GET", "/api/v1/api-key", workspace_id=workspace_id)
+
+    def delete_key(self, key_id: str, *, workspace_id: str | None = None) -> bool:
+        """Revoke a key; False if it was already gone (404)."""
+        return self._delete("/api/v1/api-key/{id}", key_id, workspace_id=workspace_id)
+
+    # -- organization: workspaces and org service keys --------------------------------------
+
+    def create_workspace(self, display_name: str) -> Workspace:
+        return self._call(
+            Workspace,
+            "POST",
+            "/api/v1/workspaces",
+            json={"display_name": display_name},
+            creates=True,
+            org=True,
+        )
+
+    def list_workspaces(self) -> list[Workspace]:
+        return self._call_list(Workspace, "GET", "/api/v1/workspaces", org=True)
+
+    def delete_workspace(self, workspace_id: str) -> bool:
+        return self._delete("/api/v1/workspaces/{id}", workspace_id, workspace_id=workspace_id)
+
+    def create_service_key(
+        self, description: str, *, expires_at: datetime | None, workspaces: list[str] | None
+    ) -> CreatedApiKey:
+        """An org service key; `workspaces=None` makes it org-wide."""
+        body: dict[str, Any] = {
+            "description": description,
+            "workspaces": workspaces,
+            "expires_at": expires_at.isoformat() if expires_at else None,
+        }
+        return self._call(
+            CreatedApiKey,
+            "POST",
+            "/api/v1/orgs/current/service-keys",
+            json=body,
+            creates=True,
+            org=True,
+        )
+
+    def list_service_keys(self) -> list[ApiKeyInfo]:
+        return self._call_list(ApiKeyInfo, "GET", "/api/v1/orgs/current/service-keys", org=True)
+
+    def delete_service_key(self, key_id: str) -> bool:
+        return self._delete("/api/v1/orgs/current/service-keys/{id}", key_id, org=True)
+
+    # -- usage limits -----------------------------------------------------------------------------
+
+    def list_usage_limits(self, *, workspace_id: str | None = None) -> list[UsageLimit]:
+        return self._call_list(UsageLimit, "GET", "/api/v1/usage-limits", workspace_id=workspace_id)
+
+    def set_usage_limit(
+        self, limit_type: str, limit_value: int, *, workspace_id: str | None = None
+    ) -> UsageLimit:
+        body = {"limit_type": limit_type, "limit_value": limit_value}
+        return self._call(
+            UsageLimit, "PUT", "/api/v1/usage-limits", json=body, workspace_id=workspace_id
+        )
+
+    # -- a tenant key's own view ------------------------------------------------------------------
+
+    def authenticates(self, api_key: SecretStr, *, workspace_id: str | None = None) -> bool:
+        """Whether `api_key` is accepted: True on 200, False on 401; anything else raises.
+
+        Sent with the tenant's key, so it does not spend the admin key's rate limit.
+        """
+        headers = {"X-API-Key": api_key.get_secret_value()}
+        if workspace_id:
+            headers["X-Tenant-Id"] = workspace_id
+        route = "GET /api/v1/sessions (tenant key)"
+        try:
+            response = self._http.get("/api/v1/sessions", params={"limit": 1}, headers=headers)
+        except httpx.HTTPError as exc:
+            raise _transport_error(route, exc) from None
+        if response.status_code == 401:
+            return False
+        if response.is_success:
+            return True
+        raise _status_error(route, response)
+
+    # -- plumbing ---------------------------------------------------------------------------
+
+    def _headers(self, *, workspace_id: str | None, org: bool) -> dict[str, str]:
+        headers = {"X-API-Key": self._admin_key.get_secret_value()}
+        workspace = workspace_id or self.workspace_id
+        if workspace:
+            headers["X-Tenant-Id"] = workspace
+        if org and self.org_id:
+            headers["X-Organization-Id"] = self.org_id
+        return headers
+
+    def _delete(
+        self, template: str, object_id: str, *, workspace_id: str | None = None, org: bool = False
+    ) -> bool:
+        try:
+            self._request(
+                "DELETE", template, path_args={"id": object_id}, workspace_id=workspace_id, org=org
+            )
+        except NotFound:
+            return False
+        return True
+
+    def _call(self, model: type[M], method: str, template: str, **kwargs: Any) -> M:
+        return model.model_validate(self._request(method, template, **kwargs).json())
+
+    def _call_list(self, model: type[M], method: str, template: str, **kwargs: Any) -> list[M]:
+        return [
+            model.model_validate(item) for item in self._request(method, template, **kwargs).json()
+        ]
+
+    def _request(
+        self,
+        method: str,
+        template: str,
+        *,
+        path_args: Mapping[str, str] | None = None,
+        params: Mapping[str, Any] | None = None,
+        json: Any = None,
+        creates: bool = False,
+        workspace_id: str | None = None,
+        org: bool = False,
+    ) -> httpx.Response:
+        route = f"{method} {template}"
+        path = template.format(**path_args) if path_args else template
+        headers = self._headers(workspace_id=workspace_id, org=org)
+
+        def attempt() -> httpx.Response:
+            self.bucket.acquire()
+            try:
+                response = self._http.request(
+                    method, path, params=params, json=json, headers=headers
+                )
+            except httpx.HTTPError as exc:
+                raise _transport_error(route, exc) from None
+            if response.is_success:
+                return response
+            error = _status_error(route, response)
+            if isinstance(error, RateLimited) and error.retry_after:
+                self.bucket.pause(error.retry_after)
+            raise error
+
+        def retryable(exc: BaseException) -> bool:
+            if not isinstance(exc, LangSmithError) or not exc.transient:
+                return False
+            # A create is repeated only if the server surely did not act on it.
+            return not (creates and exc.maybe_applied)
+
+        retrying = Retrying(
+            stop=stop_after_attempt(self.max_attempts),
+            wait=_wait_retry_after,
+            retry=retry_if_exception(retryable),
+            reraise=True,
+            before_sleep=lambda state: log.warning(
+                "retrying %s after %s (attempt %d)",
+                route,
+                type(state.outcome.exception()).__name__ if state.outcome else "?",
+                state.attempt_number,
+            ),
+        )
+        return retrying(attempt)
+
+
+_backoff = wait_exponential_jitter(initial=0.2, max=10.0, jitter=0.3)
+
+
+def _wait_retry_after(state: RetryCallState) -> float:
+    """Honour a server's Retry-After; otherwise back off exponentially with jitter."""
+    exc = state.outcome.exception() if state.outcome else None
+    if isinstance(exc, RateLimited) and exc.retry_after is not None:
+        return exc.retry_after
+    return _backoff(state)
+
+
+def _status_error(route: str, response: httpx.Response) -> LangSmithError:
+    retry_after: float | None = None
+    if (value := response.headers.get("retry-after")) is not None:
+        try:
+            retry_after = max(0.0, float(value))
+        except ValueError:
+            retry_after = None
+    return error_for_status(route, response.status_code, _detail(response), retry_after)
+
+
+def _detail(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        text = response.text
+    else:
+        text = (
+            str(body.get("detail") or body.get("error") or body)
+            if isinstance(body, dict)
+            else str(body)
+        )
+    return redact(text)[:200]
+
+
+def _transport_error(route: str, exc: httpx.HTTPError) -> LangSmithError:
+    if isinstance(exc, httpx.TimeoutException):
+        # A connect timeout means the request never left; the rest may have been acted on.
+        if isinstance(exc, httpx.ConnectTimeout):
+            return ConnectionFailed(route, "connect timeout", request_sent=False)
+        return Timeout(route, type(exc).__name__)
+    if isinstance(exc, httpx.ConnectError):
+        return ConnectionFailed(route, "connection refused or unreachable", request_sent=False)
+    return ConnectionFailed(route, type(exc).__name__, request_sent=True)

@@ -1,0 +1,119 @@
+"""One exception per LangSmith failure that matters. Messages name the call, never a key."""
+
+from __future__ import annotations
+
+from tenant_keys.errors import TenantKeysError
+
+
+class LangSmithError(TenantKeysError):
+    """A LangSmith call failed. `route` is the method and path template, e.g. `DELETE /api-key/{id}`."""
+
+    status: int | None = None
+    hint = ""
+
+    def __init__(self, route: str, detail: str = "", status: int | None = None) -> None:
+        self.route = route
+        self.detail = detail
+        if status is not None:
+            self.status = status
+        text = f"LangSmith {route} failed"
+        if self.status is not None:
+            text += f" with {self.status}"
+        if detail:
+            text += f": {detail}"
+        if self.hint:
+            text += f" ({self.hint})"
+        super().__init__(text)
+
+    @property
+    def transient(self) -> bool:
+        """Worth retrying: the same call may succeed in a moment."""
+        return False
+
+    @property
+    def maybe_applied(self) -> bool:
+        """The request may have taken effect although no success reached us."""
+        return False
+
+
+class AuthError(LangSmithError):
+    status = 401
+    hint = "check the admin key (TENANT_KEYS_LANGSMITH_ADMIN_KEY) and the LangSmith URL/region"
+
+
+class Forbidden(LangSmithError):
+    status = 403
+    hint = "the admin key lacks rights here: use a workspace admin key, or an org key with a workspace id"
+
+
+class NotFound(LangSmithError):
+    status = 404
+
+
+class Conflict(LangSmithError):
+    status = 409
+
+
+class ValidationFailed(LangSmithError):
+    status = 422
+
+
+class RateLimited(LangSmithError):
+    status = 429
+
+    def __init__(self, route: str, retry_after: float | None, detail: str = "") -> None:
+        self.retry_after = retry_after
+        super().__init__(route, detail)
+
+    @property
+    def transient(self) -> bool:
+        return True
+
+
+class ServerError(LangSmithError):
+    @property
+    def transient(self) -> bool:
+        return True
+
+    @property
+    def maybe_applied(self) -> bool:
+        return True
+
+
+class Timeout(LangSmithError):
+    hint = "LangSmith did not answer in time"
+
+    @property
+    def transient(self) -> bool:
+        return True
+
+    @property
+    def maybe_applied(self) -> bool:
+        return True
+
+
+class ConnectionFailed(LangSmithError):
+    """The connection failed. `maybe_applied` is False only when it was never established."""
+
+    def __init__(self, route: str, detail: str, *, request_sent: bool) -> None:
+        self.request_sent = request_sent
+        super().__init__(route, detail)
+
+    @property
+    def transient(self) -> bool:
+        return True
+
+    @property
+    def maybe_applied(self) -> bool:
+        return self.request_sent
+
+
+def error_for_status(
+    route: str, status: int, detail: str, retry_after: float | None
+) -> LangSmithError:
+    if status == 429:
+        return RateLimited(route, retry_after, detail)
+    if status >= 500:
+        return ServerError(route, detail, status)
+    cls = {401: AuthError, 403: Forbidden, 404: NotFound, 409: Conflict, 422: ValidationFailed}
+    return cls.get(status, LangSmithError)(route, detail, status)

@@ -1,0 +1,166 @@
+"""The steps of a key rotation, after Secrets Manager's rotation protocol.
+
+create → test → promote → retire, each idempotent and resumable: every step
+first reads where the secret's staging labels say the rotation stands, so a
+rerun after a crash at any point picks up where the last run stopped and
+never mints a second key for the same rotation. The order of the steps and
+their compensation live in `flows/rotation.py`.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from pydantic import BaseModel, ConfigDict
+
+from tenant_keys.errors import SecretStoreError
+from tenant_keys.keys import check_key, mint_key, record_for
+from tenant_keys.models import utcnow, version_token
+from tenant_keys.secret_store import CURRENT, PENDING, PREVIOUS, RETIRE_PENDING, SecretState
+from tenant_keys.services import Services
+
+# A token whose version was rolled back cannot carry a new value (AWS refuses
+# it), so a retried rotation id moves on to the next derived token.
+_MAX_TOKENS_PER_ROTATION = 10
+
+
+class PendingKey(BaseModel):
+    """The AWSPENDING version of a rotation: ids only."""
+
+    model_config = ConfigDict(frozen=True)
+
+    token: str
+    key_id: str
+    resumed: bool
+
+
+class RetireResult(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    key_id: str | None = None
+    waiting_seconds: float = 0.0  # > 0: the grace window is still open; nothing was deleted
+
+
+def create_pending_key(services: Services, tenant_id: str, rotation_id: str) -> PendingKey | None:
+    """Step 1. Resume an unfinished AWSPENDING, or mint a key and store it at once as AWSPENDING.
+
+    Returns None when this rotation already completed (its version is or was current).
+    """
+    store, langsmith = services.store, services.langsmith
+    state = store.describe(tenant_id)
+    current, pending = state.version_with(CURRENT), state.version_with(PENDING)
+    if pending is not None:
+        record = store.read(tenant_id, stage=PENDING, version_id=pending)
+        if pending == current or langsmith.authenticates(
+            record.api_key, workspace_id=record.workspace_id
+        ):
+            return PendingKey(token=pending, key_id=record.key_id, resumed=True)
+        # The pending key is gone at LangSmith (deleted, expired): discard it, mint afresh.
+        discard_pending_key(
+            services, tenant_id, PendingKey(token=pending, key_id=record.key_id, resumed=True)
+        )
+        state = store.describe(tenant_id)
+
+    tokens = [
+        version_token(tenant_id, rotation_id if n == 0 else f"{rotation_id}#{n}")
+        for n in range(_MAX_TOKENS_PER_ROTATION)
+    ]
+    if any(token in state.versions for token in tokens):
+        return None  # this rotation's version already carries a label: it was promoted before
+
+    base = store.read(tenant_id)  # the project the new key serves is the current one's
+    created = mint_key(services, tenant_id, rotation_id)
+    record = record_for(
+        created,
+        project_id=base.project_id,
+        project_name=base.project_name,
+        workspace_id=base.workspace_id,
+        rotation_id=rotation_id,
+    )
+    try:
+        for token in tokens:
+            try:
+                store.put_pending(tenant_id, record, token=token)
+            except SecretStoreError as exc:
+                if exc.code == "ResourceExistsException":
+                    continue  # a rolled-back attempt of this rotation used that token
+                raise
+            return PendingKey(token=token, key_id=created.id, resumed=False)
+        raise SecretStoreError(
+            "PutSecretValue",
+            store.name(tenant_id),
+            "TooManyAttempts",
+            "start a new rotation (omit --rotation-id)",
+        )
+    except BaseException:
+        langsmith.delete_key(created.id)
+        raise
+
+
+def test_pending_key(services: Services, tenant_id: str, pending: PendingKey) -> None:
+    """Step 2. The pending key, read back from the store, authenticates (bounded retries)."""
+    record = services.store.read(tenant_id, stage=PENDING, version_id=pending.token)
+    check_key(services.langsmith, record, tenant_id)
+
+
+def discard_pending_key(services: Services, tenant_id: str, pending: PendingKey) -> None:
+    """Undo steps 1-2: delete the new key (404 is fine), then drop AWSPENDING. The old key stays current."""
+    services.langsmith.delete_key(pending.key_id)
+    state = services.store.describe(tenant_id)
+    if PENDING in state.labels_of(pending.token) and state.version_with(CURRENT) != pending.token:
+        services.store.remove_label(tenant_id, PENDING, from_version=pending.token)
+
+
+def promote_pending_key(services: Services, tenant_id: str, pending: PendingKey) -> str | None:
+    """Step 3. Move AWSCURRENT to the pending version (compare-and-swap), mark the old version
+    RETIRE_PENDING, then drop AWSPENDING. Returns the old version id.
+
+    AWSPENDING is dropped last, so a crash before it leaves a state the next run
+    recognises (AWSPENDING on AWSCURRENT) and finishes.
+    """
+    store = services.store
+    state = store.describe(tenant_id)
+    current = state.version_with(CURRENT)
+    if current != pending.token:
+        store.move_label(tenant_id, CURRENT, to_version=pending.token, from_version=current)
+        old = current
+    else:
+        old = state.version_with(PREVIOUS)  # promoted by an earlier run that stopped here
+    marked = state.version_with(RETIRE_PENDING)
+    if old is not None and marked != old:
+        if marked is not None:
+            raise SecretStoreError(
+                "UpdateSecretVersionStage",
+                state.name,
+                "RetirePendingElsewhere",
+                "an older key still waits to be retired: run `tenant-keys reconcile`",
+            )
+        store.move_label(tenant_id, RETIRE_PENDING, to_version=old, from_version=None)
+    if PENDING in store.describe(tenant_id).labels_of(pending.token):
+        store.remove_label(tenant_id, PENDING, from_version=pending.token)
+    return old
+
+
+def retire_old_key(
+    services: Services, tenant_id: str, *, grace_seconds: float, state: SecretState | None = None
+) -> RetireResult:
+    """Step 4. Delete the RETIRE_PENDING version's key at LangSmith (404: already gone), then drop
+    the label. Waits for nothing: while the grace window is open it reports the seconds left.
+
+    The label is dropped only after the delete succeeded, so a failed delete leaves
+    the durable record that reconcile and the next rotation act on.
+    """
+    store = services.store
+    state = state or store.describe(tenant_id)
+    version = state.version_with(RETIRE_PENDING)
+    if version is None:
+        return RetireResult()
+    old = store.read(tenant_id, stage=RETIRE_PENDING, version_id=version)
+    current = store.read(tenant_id)
+    left = (current.issued_at + timedelta(seconds=grace_seconds) - utcnow()).total_seconds()
+    if left > 0:
+        return RetireResult(key_id=old.key_id, waiting_seconds=left)
+    if old.key_id != current.key_id:  # never delete the live key, whatever the labels say
+        services.langsmith.delete_key(old.key_id)
+    store.remove_label(tenant_id, RETIRE_PENDING, from_version=version)
+    return RetireResult(key_id=old.key_id)

@@ -1,0 +1,258 @@
+"""The tenant secrets in AWS Secrets Manager, over boto3.
+
+One secret per tenant, `{prefix}/{tenant_id}`; its SecretString is a
+`TenantKeyRecord`; staging labels carry the rotation state (DESIGN: secret
+layout). Writes are paced by a token bucket (Secrets Manager allows about 50
+writes a second per account) and botocore's standard retry mode absorbs
+throttling. Moving a label always names the version it leaves, which makes
+every move a compare-and-swap.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+from pydantic import BaseModel, ConfigDict
+
+from tenant_keys.errors import (
+    ConfigError,
+    CorruptSecret,
+    SecretStoreError,
+    TenantExists,
+    TenantNotFound,
+)
+from tenant_keys.models import MANAGED_BY, TenantKeyRecord
+from tenant_keys.ratelimit import TokenBucket
+
+CURRENT = "AWSCURRENT"
+PENDING = "AWSPENDING"
+PREVIOUS = "AWSPREVIOUS"
+RETIRE_PENDING = "RETIRE_PENDING"
+
+TAG_TENANT = "tenant-keys:tenant"
+TAG_PROJECT = "tenant-keys:project-id"
+TAG_BUDGET = "tenant-keys:trace-budget"
+TAG_MANAGED_BY = "tenant-keys:managed-by"
+
+
+class SecretState(BaseModel):
+    """What DescribeSecret says of a tenant secret: labels per version, tags, deletion."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    versions: dict[str, list[str]]
+    tags: dict[str, str]
+    scheduled_for_deletion: bool = False
+
+    def version_with(self, label: str) -> str | None:
+        return next((v for v, labels in self.versions.items() if label in labels), None)
+
+    def labels_of(self, version_id: str) -> list[str]:
+        return self.versions.get(version_id, [])
+
+
+class SecretStore:
+    def __init__(
+        self,
+        *,
+        prefix: str,
+        region: str,
+        endpoint_url: str | None = None,
+        writes_per_second: float = 50.0,
+        max_connections: int = 100,
+    ) -> None:
+        self.prefix = prefix.rstrip("/") + "/"
+        self._client = boto3.session.Session().client(
+            "secretsmanager",
+            region_name=region,
+            endpoint_url=endpoint_url,
+            config=Config(
+                retries={"mode": "standard", "max_attempts": 5},
+                max_pool_connections=max_connections,
+            ),
+        )
+        self._writes = TokenBucket(writes_per_second, burst=max(1.0, writes_per_second / 10))
+
+    def name(self, tenant_id: str) -> str:
+        return f"{self.prefix}{tenant_id}"
+
+    def tenant_of(self, secret_name: str) -> str:
+        return secret_name.removeprefix(self.prefix)
+
+    # -- reads -------------------------------------------------------------------------------
+
+    def describe(self, tenant_id: str) -> SecretState:
+        name = self.name(tenant_id)
+        try:
+            raw = self._call("DescribeSecret", name, SecretId=name)
+        except SecretStoreError as exc:
+            if exc.code == "ResourceNotFoundException":
+                raise TenantNotFound(tenant_id, name) from None
+            raise
+        return SecretState(
+            name=name,
+            versions={v: list(s) for v, s in raw.get("VersionIdsToStages", {}).items()},
+            tags={t["Key"]: t["Value"] for t in raw.get("Tags", [])},
+            scheduled_for_deletion="DeletedDate" in raw,
+        )
+
+    def exists(self, tenant_id: str) -> bool:
+        try:
+            self.describe(tenant_id)
+        except TenantNotFound:
+            return False
+        return True
+
+    def read(
+        self, tenant_id: str, *, stage: str = CURRENT, version_id: str | None = None
+    ) -> TenantKeyRecord:
+        """The record at a label (or version). The key inside stays a SecretStr."""
+        name = self.name(tenant_id)
+        args: dict[str, Any] = {"SecretId": name, "VersionStage": stage}
+        if version_id:
+            args["VersionId"] = version_id
+        try:
+            raw = self._call("GetSecretValue", name, **args)
+        except SecretStoreError as exc:
+            if exc.code == "ResourceNotFoundException":
+                raise TenantNotFound(tenant_id, name) from None
+            raise
+        try:
+            return TenantKeyRecord.from_secret_string(raw.get("SecretString") or "")
+        except ValueError as exc:
+            raise CorruptSecret(name, stage, str(exc)) from None
+
+    def iter_tenants(self) -> Iterator[str]:
+        """Every tenant id with a secret under the prefix (ListSecrets may lag ~minutes behind writes)."""
+        paginator = self._client.get_paginator("list_secrets")
+        pages = paginator.paginate(
+            Filters=[{"Key": "name", "Values": [self.prefix]}], PaginationConfig={"PageSize": 100}
+        )
+        try:
+            for page in pages:
+                for entry in page["SecretList"]:
+                    if entry["Name"].startswith(self.prefix):
+                        yield self.tenant_of(entry["Name"])
+        except (ClientError, BotoCoreError) as exc:
+            raise _store_error("ListSecrets", self.prefix + "*", exc) from None
+
+    # -- writes ------------------------------------------------------------------------------
+
+    def create(
+        self, tenant_id: str, record: TenantKeyRecord, *, token: str, tags: Mapping[str, str]
+    ) -> str:
+        """Create the tenant secret with `record` as AWSCURRENT; returns the version id."""
+        name = self.name(tenant_id)
+        all_tags = {TAG_TENANT: tenant_id, TAG_MANAGED_BY: MANAGED_BY, **tags}
+        try:
+            raw = self._write(
+                "CreateSecret",
+                name,
+                Name=name,
+                ClientRequestToken=token,
+                SecretString=record.to_secret_string(),
+                Description=f"LangSmith API key of tenant {tenant_id} (managed by tenant-keys)",
+                Tags=[{"Key": k, "Value": v} for k, v in all_tags.items()],
+            )
+        except SecretStoreError as exc:
+            if exc.code == "ResourceExistsException":
+                raise TenantExists(tenant_id, name) from None
+            raise
+        return str(raw["VersionId"])
+
+    def put_pending(self, tenant_id: str, record: TenantKeyRecord, *, token: str) -> None:
+        """Store `record` as AWSPENDING under `token` (a second call with the same token and value is a no-op)."""
+        name = self.name(tenant_id)
+        self._write(
+            "PutSecretValue",
+            name,
+            SecretId=name,
+            ClientRequestToken=token,
+            SecretString=record.to_secret_string(),
+            VersionStages=[PENDING],
+        )
+
+    def move_label(
+        self, tenant_id: str, label: str, *, to_version: str, from_version: str | None
+    ) -> None:
+        """Move `label` to `to_version`; fails unless it currently sits on `from_version` (CAS)."""
+        name = self.name(tenant_id)
+        args: dict[str, Any] = {
+            "SecretId": name,
+            "VersionStage": label,
+            "MoveToVersionId": to_version,
+        }
+        if from_version:
+            args["RemoveFromVersionId"] = from_version
+        self._write("UpdateSecretVersionStage", name, **args)
+
+    def remove_label(self, tenant_id: str, label: str, *, from_version: str) -> None:
+        name = self.name(tenant_id)
+        self._write(
+            "UpdateSecretVersionStage",
+            name,
+            SecretId=name,
+            VersionStage=label,
+            RemoveFromVersionId=from_version,
+        )
+
+    def set_tags(self, tenant_id: str, tags: Mapping[str, str]) -> None:
+        name = self.name(tenant_id)
+        self._write(
+            "TagResource",
+            name,
+            SecretId=name,
+            Tags=[{"Key": k, "Value": v} for k, v in tags.items()],
+        )
+
+    def delete(self, tenant_id: str, *, recovery_days: int | None) -> None:
+        """Schedule deletion (`recovery_days` 7-30) or, with None, delete at once."""
+        name = self.name(tenant_id)
+        args: dict[str, Any] = {"SecretId": name}
+        if recovery_days is None:
+            args["ForceDeleteWithoutRecovery"] = True
+        else:
+            args["RecoveryWindowInDays"] = recovery_days
+        self._write("DeleteSecret", name, **args)
+
+    # -- plumbing ----------------------------------------------------------------------------
+
+    def _write(self, operation: str, name: str, **kwargs: Any) -> dict[str, Any]:
+        self._writes.acquire()
+        return self._call(operation, name, **kwargs)
+
+    def _call(self, operation: str, name: str, **kwargs: Any) -> dict[str, Any]:
+        method = getattr(self._client, _snake(operation))
+        try:
+            return dict(method(**kwargs))
+        except (ClientError, BotoCoreError) as exc:
+            raise _store_error(operation, name, exc) from None
+
+
+_HINTS = {
+    "AccessDeniedException": "grant the IAM policy in deployments/iam-policy.json",
+    "UnrecognizedClientException": "check the AWS credentials (AWS_PROFILE or AWS_ACCESS_KEY_ID)",
+    "InvalidRequestException": "the secret may be scheduled for deletion: restore it or wait out the recovery window",
+}
+
+
+def _store_error(operation: str, name: str, exc: ClientError | BotoCoreError) -> Exception:
+    if isinstance(exc, NoCredentialsError):
+        return ConfigError(
+            "AWS credentials not found: set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY"
+        )
+    if isinstance(exc, ClientError):
+        code = exc.response.get("Error", {}).get("Code", "ClientError")
+    else:
+        code = type(exc).__name__
+    # The service's own message can quote request fields; only the code goes out.
+    return SecretStoreError(operation, name, code, _HINTS.get(code, ""))
+
+
+def _snake(operation: str) -> str:
+    return "".join(f"_{c.lower()}" if c.isupper() else c for c in operation).lstrip("_")

@@ -1,0 +1,71 @@
+"""All settings in one place, read from `TENANT_KEYS_*` environment variables.
+
+Validated once at start-up; a missing or bad value raises a `ConfigError`
+that names the variable to set.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field, SecretStr, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from tenant_keys.errors import ConfigError
+
+ENV_PREFIX = "TENANT_KEYS_"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
+
+    # LangSmith: the admin credential mints and deletes tenant keys.
+    langsmith_url: str = "https://api.smith.langchain.com"
+    langsmith_admin_key: SecretStr
+    # Workspace the tenant projects and keys live in (sent as X-Tenant-Id);
+    # unset means the admin key's own workspace.
+    langsmith_workspace_id: str | None = None
+    langsmith_org_id: str | None = None
+    langsmith_timeout_seconds: Annotated[float, Field(gt=0)] = 10.0
+    # LangSmith allows about 2,000 management calls a minute per key.
+    langsmith_calls_per_minute: Annotated[int, Field(gt=0)] = 2000
+
+    # AWS Secrets Manager: the standard boto3 credential chain; an endpoint
+    # URL only for a local emulator (moto).
+    aws_region: str = "us-east-1"
+    aws_endpoint_url: str | None = None
+    secret_prefix: Annotated[str, Field(pattern=r"^[A-Za-z0-9/_+=.@-]+$")] = "langsmith/tenant"
+    # Secrets Manager allows about 50 writes a second per account.
+    secret_writes_per_second: Annotated[float, Field(gt=0)] = 50.0
+
+    # Key lifecycle. The expiry is a backstop: a key that every retire
+    # attempt failed to delete still dies on its own.
+    key_lifetime_days: Annotated[int, Field(ge=1, le=365)] = 30
+    # Seconds between promoting a new key and deleting the old one, so app
+    # instances that cache the key catch up (keep it above their cache TTL).
+    grace_seconds: Annotated[float, Field(ge=0)] = 0.0
+    default_trace_budget: Annotated[int, Field(ge=0)] = 100_000
+
+    # How many tenants a fan-out works on at once.
+    max_concurrency: Annotated[int, Field(ge=1, le=512)] = 64
+
+    @property
+    def tenant_secret_prefix(self) -> str:
+        return self.secret_prefix.rstrip("/") + "/"
+
+    def secret_name(self, tenant_id: str) -> str:
+        return f"{self.tenant_secret_prefix}{tenant_id}"
+
+
+def load_settings() -> Settings:
+    """Read and validate settings, turning pydantic's report into one actionable line."""
+    try:
+        return Settings()  # type: ignore[call-arg]  # fields come from the environment
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        variable = ENV_PREFIX + str(first["loc"][0]).upper() if first["loc"] else ENV_PREFIX
+        if first["type"] == "missing":
+            raise ConfigError(
+                f"{variable} is not set: export it (see README, Settings) or run `make demo`"
+            ) from None
+        raise ConfigError(f"{variable} is invalid: {first['msg']}") from None
