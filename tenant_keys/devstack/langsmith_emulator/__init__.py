@@ -1,0 +1,28 @@
+"""A local LangSmith-compatible API server (emulator) for demos, tests and benchmarks.
+
+    from tenant_keys.devstack.langsmith_emulator import EmulatorServer, EmulatorControl
+
+    with EmulatorServer(admin_key=None, port=0, latency_ms=0.0) as srv:
+        client = langsmith.Client(api_url=srv.url, api_key=srv.admin_key)
+        srv.control.inject_fault(method="POST", route="/api/v1/api-key", status=503)
+
+See docs/langsmith-emulator.md.
+"""
+
+from .control import EmulatorControl
+from .server import EmulatorServer
+from .state import (
+    ORGANIZATION_ADMIN,
+    ORGANIZATION_USER,
+    WORKSPACE_ADMIN,
+    WORKSPACE_READER,
+)
+
+__all__ = [
+    "ORGANIZATION_ADMIN",
+    "ORGANIZATION_USER",
+    "WORKSPACE_ADMIN",
+    "WORKSPACE_READER",
+    "EmulatorControl",
+    "EmulatorServer",
+]

@@ -1,0 +1,149 @@
+"""Authentication and workspace/organization scoping, as LangSmith Cloud does it.
+
+* 401: missing, unknown, deleted or expired ``X-API-Key``.
+* Workspace keys act on the workspace they were created in; ``X-Tenant-Id`` naming another
+  workspace is a 403.
+* Org service keys must send ``X-Tenant-Id`` on workspace resources (403 with error code
+  ``org_scoped_key_requires_workspace`` otherwise) and reach only the workspaces they are scoped
+  to (all of the organization's when org-wide).
+* Organization-scoped paths need ``X-Organization-Id`` equal to the key's organization (403 when
+  missing or different; the emulator is strict here so a client that forgets it fails locally).
+* ``X-Organization-Id``, when sent on a workspace path, must also match the key's organization.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from fastapi import Request
+
+from .errors import ApiError
+from .state import WORKSPACE_READER, ApiKey, Store, Workspace
+
+ORG_SCOPED_KEY_REQUIRES_WORKSPACE = "org_scoped_key_requires_workspace"
+
+
+@dataclass
+class Principal:
+    key: ApiKey
+    store: Store
+    workspace: Workspace | None = None
+
+    @property
+    def can_write(self) -> bool:
+        return self.key.role_id != WORKSPACE_READER and not self.key.read_only
+
+    def visible_workspaces(self) -> list[Workspace]:
+        """Workspaces this key can reach in its organization (not deleted)."""
+        out = []
+        for ws in self.store.workspaces.values():
+            if ws.org_id != self.key.org_id or ws.is_deleted:
+                continue
+            if self.key.kind == "workspace" and ws.id != self.key.workspace_id:
+                continue
+            scope = self.key.workspaces
+            if self.key.kind == "org" and scope is not None and ws.id not in scope:
+                continue
+            out.append(ws)
+        return out
+
+
+def get_store(request: Request) -> Store:
+    return request.app.state.store
+
+
+def _norm_uuid(value: str | None) -> str | None:
+    if value is None or value.strip() == "":
+        return None
+    try:
+        return str(uuid.UUID(value.strip()))
+    except ValueError:
+        return "invalid"
+
+
+def authenticate(request: Request) -> ApiKey:
+    store = get_store(request)
+    secret = request.headers.get("x-api-key")
+    if not secret:
+        raise ApiError(401, "Missing API key (X-API-Key header)")
+    with store.lock:
+        key = store.find_key(secret.strip())
+        now = store.clock.now()
+        if key is None:
+            raise ApiError(401, "Invalid API key")
+        if key.deleted_at is not None:
+            raise ApiError(401, "API key has been revoked")
+        if key.is_expired(now):
+            raise ApiError(401, "API key has expired")
+        key.last_used_at = now
+    return key
+
+
+def _check_org_header(request: Request, key: ApiKey, required: bool) -> None:
+    raw = request.headers.get("x-organization-id")
+    org = _norm_uuid(raw)
+    if org is None:
+        if required:
+            raise ApiError(403, "X-Organization-Id header is required for organization endpoints")
+        return
+    if org != key.org_id:
+        raise ApiError(403, "API key does not belong to the organization in X-Organization-Id")
+
+
+def resolve_workspace(request: Request, *, write: bool) -> Principal:
+    key = authenticate(request)
+    store = get_store(request)
+    _check_org_header(request, key, required=False)
+    tenant = _norm_uuid(request.headers.get("x-tenant-id"))
+    with store.lock:
+        if key.kind == "workspace":
+            if tenant is not None and tenant != key.workspace_id:
+                raise ApiError(403, "API key does not have access to the workspace in X-Tenant-Id")
+            ws = store.workspaces.get(key.workspace_id or "")
+            if ws is None or ws.is_deleted:
+                raise ApiError(401, "API key's workspace has been deleted")
+        else:
+            if tenant is None:
+                raise ApiError(
+                    403,
+                    "This API key is org-scoped and requires workspace specification: "
+                    "send the X-Tenant-Id header",
+                    code=ORG_SCOPED_KEY_REQUIRES_WORKSPACE,
+                )
+            ws = store.workspaces.get(tenant)
+            if ws is None or ws.is_deleted or ws.org_id != key.org_id:
+                raise ApiError(403, "API key does not have access to the workspace in X-Tenant-Id")
+            if key.workspaces is not None and ws.id not in key.workspaces:
+                raise ApiError(403, "API key does not have access to the workspace in X-Tenant-Id")
+    principal = Principal(key=key, store=store, workspace=ws)
+    if write and not principal.can_write:
+        raise ApiError(403, "API key role is read-only (WORKSPACE_READER)")
+    return principal
+
+
+def resolve_org(request: Request, *, admin: bool) -> Principal:
+    key = authenticate(request)
+    _check_org_header(request, key, required=True)
+    if admin and not key.is_org_admin:
+        raise ApiError(403, "Requires an org-wide service key with the Organization Admin role")
+    return Principal(key=key, store=get_store(request))
+
+
+# FastAPI dependencies ---------------------------------------------------------------------
+
+
+async def ws_read(request: Request) -> Principal:
+    return resolve_workspace(request, write=False)
+
+
+async def ws_write(request: Request) -> Principal:
+    return resolve_workspace(request, write=True)
+
+
+async def org_member(request: Request) -> Principal:
+    return resolve_org(request, admin=False)
+
+
+async def org_admin(request: Request) -> Principal:
+    return resolve_org(request, admin=True)

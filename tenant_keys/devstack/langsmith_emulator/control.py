@@ -1,0 +1,117 @@
+"""``EmulatorControl``: an httpx client of the ``/_emulator/*`` control API."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+
+class EmulatorControl:
+    """Drive a running emulator over HTTP (works for in-process and separate-process servers)."""
+
+    def __init__(self, url: str, timeout: float = 10.0) -> None:
+        self.url = url.rstrip("/")
+        self._http = httpx.Client(base_url=self.url + "/_emulator", timeout=timeout)
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = self._http.request(method, path, **kwargs)
+        response.raise_for_status()
+        return response.json()
+
+    # -------------------------------------------------------------- faults
+    def inject_fault(
+        self,
+        method: str = "*",
+        route: str | None = None,
+        action: str = "status",
+        status: int = 503,
+        count: int | None = 1,
+        retry_after: float | None = None,
+        hang_seconds: float | None = None,
+        when: str = "before",
+        skip: int = 0,
+        key_id: str | None = None,
+        body: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """Make the next ``count`` matching calls (after ``skip``) fail; returns the fault."""
+        spec = {
+            "method": method,
+            "route": route,
+            "action": action,
+            "status": status,
+            "count": count,
+            "retry_after": retry_after,
+            "hang_seconds": hang_seconds,
+            "when": when,
+            "skip": skip,
+            "key_id": key_id,
+            "body": body,
+        }
+        return self._call("POST", "/faults", json=spec)
+
+    def faults(self) -> list[dict[str, Any]]:
+        return self._call("GET", "/faults")
+
+    def clear_faults(self) -> None:
+        self._call("DELETE", "/faults")
+
+    # -------------------------------------------------------------- config
+    def configure(
+        self,
+        latency_ms: float | None = None,
+        rate_limits: bool | dict[str, int] | None = None,
+        *,
+        latency_jitter_ms: float | None = None,
+        route_latency_ms: dict[str, float] | None = None,
+        rate_window_seconds: float | None = None,
+    ) -> dict[str, Any]:
+        body = {
+            "latency_ms": latency_ms,
+            "rate_limits": rate_limits,
+            "latency_jitter_ms": latency_jitter_ms,
+            "route_latency_ms": route_latency_ms,
+            "rate_window_seconds": rate_window_seconds,
+        }
+        return self._call("POST", "/config", json={k: v for k, v in body.items() if v is not None})
+
+    def config(self) -> dict[str, Any]:
+        return self._call("GET", "/config")
+
+    # -------------------------------------------------------------- counts
+    def request_counts(self) -> dict[str, Any]:
+        """{total, by_route, by_key, by_status, by_route_status}; routes as 'METHOD /api/v1/..'."""
+        return self._call("GET", "/requests")
+
+    def reset_request_counts(self) -> None:
+        self._call("DELETE", "/requests")
+
+    def request_log(self, limit: int | None = None) -> list[dict[str, Any]]:
+        return self._call("GET", "/requests/log", params={"limit": limit} if limit else None)
+
+    # -------------------------------------------------------------- state
+    def reset(self, keep_config: bool = False) -> None:
+        self._call("POST", "/reset", params={"keep_config": keep_config})
+
+    def keys(self) -> list[dict[str, Any]]:
+        """Every key ever minted (no plaintext): id, kind, short_key, workspace, dates, flags."""
+        return self._call("GET", "/keys")
+
+    def state(self) -> dict[str, Any]:
+        return self._call("GET", "/state")
+
+    def advance_clock(self, seconds: float) -> float:
+        return self._call("POST", "/clock", json={"advance_seconds": seconds})["offset_seconds"]
+
+    def health(self) -> dict[str, Any]:
+        return self._call("GET", "/health")
+
+    # -------------------------------------------------------------- lifecycle
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> EmulatorControl:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,149 @@
+"""Pydantic models of the request bodies that cross the boundary (from openapi.subset.json)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Literal
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+class TraceTier(StrEnum):
+    longlived = "longlived"
+    shortlived = "shortlived"
+
+
+class TracerSessionCreate(_Body):
+    name: str | None = None
+    description: str | None = None
+    extra: dict[str, Any] | None = None
+    start_time: datetime | None = None
+    end_time: datetime | None = None
+    default_dataset_id: UUID | None = None
+    reference_dataset_id: UUID | None = None
+    trace_tier: TraceTier | None = None
+    id: UUID | None = None
+
+
+class TracerSessionUpdate(_Body):
+    name: str | None = None
+    description: str | None = None
+    default_dataset_id: UUID | None = None
+    end_time: datetime | None = None
+    extra: dict[str, Any] | None = None
+    trace_tier: TraceTier | None = None
+
+
+class APIKeyCreateRequest(_Body):
+    description: str = "Default API key"
+    read_only: bool = False
+    expires_at: datetime | None = None
+    workspaces: list[UUID] | None = None
+    role_id: UUID | None = None
+    org_role_id: UUID | None = None
+    default_workspace_id: UUID | None = None
+
+
+_DISPLAY_NAME = r"^[a-zA-Z0-9\-_ '@()]+$"
+
+
+class WorkspaceCreate(_Body):
+    id: UUID | None = None
+    display_name: str = Field(min_length=1, pattern=_DISPLAY_NAME)
+    tenant_handle: str | None = None
+
+
+class WorkspacePatch(_Body):
+    display_name: str = Field(min_length=1, pattern=_DISPLAY_NAME)
+
+
+class UsageLimitType(StrEnum):
+    monthly_traces = "monthly_traces"
+    monthly_longlived_traces = "monthly_longlived_traces"
+
+
+class UpsertUsageLimit(_Body):
+    limit_type: UsageLimitType
+    limit_value: int
+    id: UUID | None = None
+
+
+class RunTypeEnum(StrEnum):
+    tool = "tool"
+    chain = "chain"
+    llm = "llm"
+    retriever = "retriever"
+    embedding = "embedding"
+    prompt = "prompt"
+    parser = "parser"
+
+
+class _RunFilter(_Body):
+    id: list[UUID] | None = None
+    trace: UUID | None = None
+    parent_run: UUID | None = None
+    run_type: RunTypeEnum | None = None
+    session: list[UUID] | None = None
+    reference_example: list[UUID] | None = None
+    execution_order: int | None = Field(default=None, ge=1, le=1)
+    start_time: datetime | None = None
+    end_time: datetime | None = None
+    error: bool | None = None
+    query: str | None = None
+    filter: str | None = None
+    trace_filter: str | None = None
+    tree_filter: str | None = None
+    is_root: bool | None = None
+    data_source_type: str | None = None
+    skip_pagination: bool | None = None
+    search_filter: str | None = None
+    use_experimental_search: bool = False
+
+
+class RunStatsQueryParams(_RunFilter):
+    group_by: dict[str, Any] | None = None
+    groups: list[str | None] | None = None
+    select: list[str] | None = None
+
+
+class RunsQueryBody(_RunFilter):
+    cursor: str | None = None
+    limit: int = Field(default=100, ge=1, le=100)
+    select: list[str] | None = None
+    order: Literal["asc", "desc"] = "desc"
+    skip_prev_cursor: bool = False
+
+
+# ---------------------------------------------------------------- control API (/_emulator/*)
+
+
+class FaultSpec(_Body):
+    method: str = "*"
+    route: str | None = None  # route template, /api/v1 or unprefixed form; None = any
+    action: Literal["status", "hang", "drop"] = "status"
+    status: int = Field(default=503, ge=100, le=599)
+    count: int | None = Field(default=1, ge=1)  # None = until cleared
+    retry_after: float | None = Field(default=None, ge=0)
+    hang_seconds: float | None = Field(default=None, ge=0)
+    when: Literal["before", "after"] = "before"
+    skip: int = Field(default=0, ge=0)
+    key_id: str | None = None
+    body: dict[str, Any] | None = None  # optional custom JSON body for action=status
+
+
+class ConfigureBody(_Body):
+    latency_ms: float | None = Field(default=None, ge=0)
+    latency_jitter_ms: float | None = Field(default=None, ge=0)
+    route_latency_ms: dict[str, float] | None = None  # {"POST /api/v1/api-key": 120}
+    rate_limits: bool | dict[str, int] | None = None
+    rate_window_seconds: float | None = Field(default=None, gt=0)
+
+
+class ClockBody(_Body):
+    advance_seconds: float

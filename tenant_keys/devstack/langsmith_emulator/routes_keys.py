@@ -1,0 +1,177 @@
+"""API keys: workspace keys at ``/api/v1/api-key`` and org service keys at
+``/api/v1/orgs/current/service-keys``. The plaintext appears only in the create response."""
+
+from __future__ import annotations
+
+from typing import Annotated
+from uuid import UUID
+
+from fastapi import APIRouter, Depends
+from starlette.responses import Response
+
+from .auth import Principal, org_admin, ws_read, ws_write
+from .clock import as_aware
+from .errors import ApiError, validation_error
+from .models import APIKeyCreateRequest
+from .responses import ok
+from .state import (
+    ORG_ROLES,
+    ORGANIZATION_USER,
+    WORKSPACE_ADMIN,
+    WORKSPACE_READER,
+    WORKSPACE_ROLES,
+    ApiKey,
+    Store,
+)
+
+router = APIRouter(tags=["api-key"])
+
+
+def _common(store: Store, body: APIKeyCreateRequest) -> dict:
+    expires_at = as_aware(body.expires_at)
+    if expires_at is not None and expires_at <= store.clock.now():
+        raise validation_error(["body", "expires_at"], "expires_at must be in the future")
+    if body.role_id is not None and str(body.role_id) not in WORKSPACE_ROLES:
+        raise validation_error(["body", "role_id"], "unknown workspace role_id")
+    role = str(body.role_id) if body.role_id else None
+    if role is None:
+        role = WORKSPACE_READER if body.read_only else WORKSPACE_ADMIN
+    return {
+        "description": body.description,
+        "expires_at": expires_at,
+        "read_only": role == WORKSPACE_READER,
+        "role_id": role,
+    }
+
+
+def _created(store: Store, key: ApiKey, secret: str) -> Response:
+    return ok({**store.key_get_json(key), "key": secret})
+
+
+def _sorted_keys(keys: list[ApiKey]) -> list[ApiKey]:
+    return sorted(keys, key=lambda k: (k.created_at, k.id))
+
+
+@router.post("/api-key")
+async def create_api_key(
+    principal: Annotated[Principal, Depends(ws_write)],
+    body: APIKeyCreateRequest | None = None,
+) -> Response:
+    store, ws = principal.store, principal.workspace
+    assert ws is not None
+    body = body or APIKeyCreateRequest()
+    fields = _common(store, body)
+    if body.workspaces is not None and any(str(w) != ws.id for w in body.workspaces):
+        raise validation_error(
+            ["body", "workspaces"],
+            "a workspace key is bound to the request's workspace; use "
+            "/api/v1/orgs/current/service-keys for multi-workspace keys",
+        )
+    key, secret = store.mint_key(
+        kind="workspace",
+        org_id=ws.org_id,
+        workspace_id=ws.id,
+        created_by_key_id=principal.key.id,
+        **fields,
+    )
+    return _created(store, key, secret)
+
+
+@router.get("/api-key")
+async def list_api_keys(principal: Annotated[Principal, Depends(ws_read)]) -> Response:
+    store, ws = principal.store, principal.workspace
+    assert ws is not None
+    with store.lock:
+        keys = [
+            k
+            for k in store.keys.values()
+            if k.kind == "workspace" and k.workspace_id == ws.id and k.deleted_at is None
+        ]
+        return ok([store.key_get_json(k) for k in _sorted_keys(keys)])
+
+
+@router.delete("/api-key/{api_key_id}")
+async def delete_api_key(
+    api_key_id: UUID, principal: Annotated[Principal, Depends(ws_write)]
+) -> Response:
+    store, ws = principal.store, principal.workspace
+    assert ws is not None
+    with store.lock:
+        key = store.keys.get(str(api_key_id))
+        if (
+            key is None
+            or key.kind != "workspace"
+            or key.workspace_id != ws.id
+            or key.deleted_at is not None
+        ):
+            raise ApiError(404, "API key not found")
+        key.deleted_at = store.clock.now()
+        return ok(store.key_get_json(key))
+
+
+# ------------------------------------------------------------------ org service keys
+
+
+@router.get("/orgs/current/service-keys")
+async def list_service_keys(principal: Annotated[Principal, Depends(org_admin)]) -> Response:
+    store = principal.store
+    with store.lock:
+        keys = [
+            k
+            for k in store.keys.values()
+            if k.kind == "org" and k.org_id == principal.key.org_id and k.deleted_at is None
+        ]
+        return ok([store.key_get_json(k) for k in _sorted_keys(keys)])
+
+
+@router.post("/orgs/current/service-keys")
+async def create_service_key(
+    principal: Annotated[Principal, Depends(org_admin)],
+    body: APIKeyCreateRequest | None = None,
+) -> Response:
+    store = principal.store
+    body = body or APIKeyCreateRequest()
+    fields = _common(store, body)
+    org_id = principal.key.org_id
+    workspaces = None
+    if body.workspaces is not None:
+        if body.org_role_id is not None:
+            raise validation_error(
+                ["body", "org_role_id"], "org_role_id cannot be combined with workspaces"
+            )
+        workspaces = list(dict.fromkeys(str(w) for w in body.workspaces))
+        with store.lock:
+            for wid in workspaces:
+                ws = store.workspaces.get(wid)
+                if ws is None or ws.is_deleted or ws.org_id != org_id:
+                    raise validation_error(["body", "workspaces"], f"unknown workspace {wid}")
+    org_role = str(body.org_role_id) if body.org_role_id else ORGANIZATION_USER
+    if org_role not in ORG_ROLES:
+        raise validation_error(["body", "org_role_id"], "unknown organization role_id")
+    key, secret = store.mint_key(
+        kind="org",
+        org_id=org_id,
+        workspaces=workspaces,
+        org_role_id=org_role if workspaces is None else None,
+        created_by_key_id=principal.key.id,
+        **fields,
+    )
+    return _created(store, key, secret)
+
+
+@router.delete("/orgs/current/service-keys/{api_key_id}")
+async def delete_service_key(
+    api_key_id: UUID, principal: Annotated[Principal, Depends(org_admin)]
+) -> Response:
+    store = principal.store
+    with store.lock:
+        key = store.keys.get(str(api_key_id))
+        if (
+            key is None
+            or key.kind != "org"
+            or key.org_id != principal.key.org_id
+            or key.deleted_at is not None
+        ):
+            raise ApiError(404, "Service key not found")
+        key.deleted_at = store.clock.now()
+        return ok(store.key_get_json(key))

@@ -1,0 +1,482 @@
+"""Test controls applied to every API request: latency, rate limits, fault injection and
+request counting. ``ControlMiddleware`` is a pure ASGI wrapper around the FastAPI app, so it can
+delay without blocking the loop, replace a response after the operation ran, or drop the
+connection without any response.
+
+Order per request: resolve route and key id -> latency -> rate limit (429) -> fault -> app.
+Every request (except ``/_emulator/*``) is counted with its final status (``dropped`` for a
+dropped connection).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fnmatch
+import itertools
+import random
+import threading
+import time
+from collections import Counter, deque
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from starlette.routing import compile_path
+
+from .errors import INGEST_ROUTES, error_body
+from .responses import _dumps
+from .state import Store, hash_secret
+
+# Requests per minute per key, from the LangSmith rate-limit table (reference §8).
+DEFAULT_RATE_LIMITS: dict[str, int] = {
+    "delete_sessions": 30,  # DELETE /sessions*
+    "runs_write": 5000,  # POST, PATCH /runs*
+    "get_run": 30,  # GET /runs/:id
+    "other": 2000,  # any other path
+}
+RATE_WINDOW_SECONDS = 60.0
+LOOPBACK_HOSTS = {"127.0.0.1", "::1", "localhost", "testclient"}
+UNMATCHED = "(unmatched)"
+
+
+def normalize_route(route: str) -> str:
+    """``/sessions/{id}`` and ``/api/v1/sessions/{id}`` -> ``/api/v1/sessions/{id}``."""
+    route = route.strip()
+    if route in ("*", "") or route.startswith("/api/v1") or route == UNMATCHED:
+        return route or "*"
+    if not route.startswith("/"):
+        route = "/" + route
+    return "/api/v1" + route
+
+
+def rate_class(method: str, route: str) -> str:
+    if method == "DELETE" and route.startswith("/api/v1/sessions"):
+        return "delete_sessions"
+    if method in ("POST", "PATCH") and route.startswith("/api/v1/runs"):
+        return "runs_write"
+    if method == "GET" and route == "/api/v1/runs/{run_id}":
+        return "get_run"
+    return "other"
+
+
+@dataclass
+class Fault:
+    id: int
+    method: str
+    route: str
+    action: str
+    status: int
+    count: int | None
+    retry_after: float | None
+    hang_seconds: float | None
+    when: str
+    skip: int
+    key_id: str | None
+    body: dict[str, Any] | None
+    seen: int = 0
+    fired: int = 0
+
+    @property
+    def active(self) -> bool:
+        return self.count is None or self.fired < self.count
+
+    def matches(self, method: str, route: str, key_id: str | None) -> bool:
+        if not fnmatch.fnmatchcase(method, self.method.upper()):
+            return False
+        if self.route != "*" and not fnmatch.fnmatchcase(route, self.route):
+            return False
+        return self.key_id is None or self.key_id == key_id
+
+    def to_json(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["remaining"] = None if self.count is None else max(0, self.count - self.fired)
+        out["active"] = self.active
+        return out
+
+
+@dataclass
+class ControlConfig:
+    latency_ms: float = 0.0
+    latency_jitter_ms: float = 0.0
+    route_latency_ms: dict[str, float] = field(default_factory=dict)
+    rate_limits_enabled: bool = False
+    rate_limits: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_RATE_LIMITS))
+    rate_window_seconds: float = RATE_WINDOW_SECONDS
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "latency_ms": self.latency_ms,
+            "latency_jitter_ms": self.latency_jitter_ms,
+            "route_latency_ms": dict(self.route_latency_ms),
+            "rate_limits_enabled": self.rate_limits_enabled,
+            "rate_limits": dict(self.rate_limits),
+            "rate_window_seconds": self.rate_window_seconds,
+            "rate_limit_algorithm": "sliding-window-log",
+        }
+
+
+class SlidingWindowLimiter:
+    """Exact sliding-window log per (key id, route class): at most N requests in any window."""
+
+    def __init__(self) -> None:
+        self._events: dict[tuple[str, str], deque[float]] = {}
+
+    def hit(self, key: tuple[str, str], limit: int, window: float, now: float) -> float | None:
+        """Record a request; return None if allowed, else seconds until a slot frees."""
+        dq = self._events.setdefault(key, deque())
+        while dq and dq[0] <= now - window:
+            dq.popleft()
+        if len(dq) >= limit:
+            return max(0.0, dq[0] + window - now)
+        dq.append(now)
+        return None
+
+    def clear(self) -> None:
+        self._events.clear()
+
+
+class TestingControls:
+    """Mutable test configuration, shared by the middleware and the control API."""
+
+    __test__ = False  # not a pytest class
+
+    def __init__(self, *, latency_ms: float = 0.0) -> None:
+        self.lock = threading.Lock()
+        self._initial_latency = latency_ms
+        self.config = ControlConfig(latency_ms=latency_ms)
+        self.limiter = SlidingWindowLimiter()
+        self.faults: list[Fault] = []
+        self._ids = itertools.count(1)
+        self.reset_counts()
+
+    # -------------------------------------------------------------- config
+    def reset(self) -> None:
+        with self.lock:
+            self.config = ControlConfig(latency_ms=self._initial_latency)
+            self.limiter.clear()
+            self.faults.clear()
+        self.reset_counts()
+
+    def configure(
+        self,
+        *,
+        latency_ms: float | None = None,
+        latency_jitter_ms: float | None = None,
+        route_latency_ms: dict[str, float] | None = None,
+        rate_limits: bool | dict[str, int] | None = None,
+        rate_window_seconds: float | None = None,
+    ) -> dict[str, Any]:
+        with self.lock:
+            c = self.config
+            if latency_ms is not None:
+                c.latency_ms = float(latency_ms)
+            if latency_jitter_ms is not None:
+                c.latency_jitter_ms = float(latency_jitter_ms)
+            if route_latency_ms is not None:
+                c.route_latency_ms = {
+                    self._route_key(k): float(v) for k, v in route_latency_ms.items()
+                }
+            if rate_window_seconds is not None:
+                c.rate_window_seconds = float(rate_window_seconds)
+            if isinstance(rate_limits, bool):
+                c.rate_limits_enabled = rate_limits
+                if rate_limits:
+                    c.rate_limits = dict(DEFAULT_RATE_LIMITS)
+                self.limiter.clear()
+            elif isinstance(rate_limits, dict):
+                unknown = set(rate_limits) - set(DEFAULT_RATE_LIMITS)
+                if unknown:
+                    raise ValueError(f"unknown rate-limit classes: {sorted(unknown)}")
+                c.rate_limits = {**DEFAULT_RATE_LIMITS, **rate_limits}
+                c.rate_limits_enabled = True
+                self.limiter.clear()
+            return c.to_json()
+
+    @staticmethod
+    def _route_key(key: str) -> str:
+        method, _, route = key.strip().partition(" ")
+        return f"{method.upper()} {normalize_route(route)}"
+
+    def delay_seconds(self, method: str, route: str) -> float:
+        c = self.config
+        ms = c.route_latency_ms.get(f"{method} {route}", c.latency_ms)
+        if c.latency_jitter_ms:
+            ms += random.uniform(0, c.latency_jitter_ms)
+        return ms / 1000.0
+
+    def rate_limit(self, key_id: str, method: str, route: str) -> float | None:
+        c = self.config
+        if not c.rate_limits_enabled:
+            return None
+        cls = rate_class(method, route)
+        limit = c.rate_limits.get(cls)
+        if limit is None:
+            return None
+        with self.lock:
+            return self.limiter.hit((key_id, cls), limit, c.rate_window_seconds, time.monotonic())
+
+    # -------------------------------------------------------------- faults
+    def add_fault(self, spec: dict[str, Any]) -> dict[str, Any]:
+        with self.lock:
+            fault = Fault(
+                id=next(self._ids),
+                method=(spec.get("method") or "*").upper(),
+                route=normalize_route(spec.get("route") or "*"),
+                action=spec.get("action", "status"),
+                status=int(spec.get("status") or 503),
+                count=spec.get("count", 1),
+                retry_after=spec.get("retry_after"),
+                hang_seconds=spec.get("hang_seconds"),
+                when=spec.get("when", "before"),
+                skip=int(spec.get("skip") or 0),
+                key_id=spec.get("key_id"),
+                body=spec.get("body"),
+            )
+            self.faults.append(fault)
+            return fault.to_json()
+
+    def clear_faults(self) -> None:
+        with self.lock:
+            self.faults.clear()
+
+    def list_faults(self) -> list[dict[str, Any]]:
+        with self.lock:
+            return [f.to_json() for f in self.faults]
+
+    def match_fault(self, method: str, route: str, key_id: str | None) -> Fault | None:
+        with self.lock:
+            for fault in self.faults:
+                if not fault.active or not fault.matches(method, route, key_id):
+                    continue
+                fault.seen += 1
+                if fault.seen <= fault.skip:
+                    continue
+                fault.fired += 1
+                return fault
+        return None
+
+    # -------------------------------------------------------------- counts
+    def reset_counts(self) -> None:
+        with self.lock:
+            self.total = 0
+            self.by_route: Counter[str] = Counter()
+            self.by_key: Counter[str] = Counter()
+            self.by_status: Counter[str] = Counter()
+            self.by_route_status: dict[str, Counter[str]] = {}
+            self.log: deque[dict[str, Any]] = deque(maxlen=10_000)
+
+    def record(
+        self, method: str, route: str, key_id: str, status: int | str, fault: int | None
+    ) -> None:
+        name = f"{method} {route}"
+        st = str(status)
+        with self.lock:
+            self.total += 1
+            self.by_route[name] += 1
+            self.by_key[key_id] += 1
+            self.by_status[st] += 1
+            self.by_route_status.setdefault(name, Counter())[st] += 1
+            self.log.append(
+                {
+                    "t": time.time(),
+                    "method": method,
+                    "route": route,
+                    "key_id": key_id,
+                    "status": st,
+                    "fault_id": fault,
+                }
+            )
+
+    def counts(self) -> dict[str, Any]:
+        with self.lock:
+            return {
+                "total": self.total,
+                "by_route": dict(self.by_route),
+                "by_key": dict(self.by_key),
+                "by_status": dict(self.by_status),
+                "by_route_status": {k: dict(v) for k, v in self.by_route_status.items()},
+            }
+
+    def request_log(self, limit: int | None = None) -> list[dict[str, Any]]:
+        with self.lock:
+            entries = list(self.log)
+        return entries[-limit:] if limit else entries
+
+
+# ------------------------------------------------------------------------------ middleware
+
+
+def make_route_resolver(routes: list[tuple[str, set[str]]]) -> Callable[[dict[str, Any]], str]:
+    """Normalised ``/api/v1`` route template of a request.
+
+    ``routes`` are (template, methods) pairs as declared on the API routers (unprefixed); a
+    request path matches a template in its ``/api/v1`` form or unprefixed.
+    """
+    table = []
+    for template, methods in routes:
+        regex, _, _ = compile_path(template)
+        prefixed, _, _ = compile_path("/api/v1" + template)
+        table.append((regex, prefixed, {m.upper() for m in methods}, normalize_route(template)))
+
+    def resolve(scope: dict[str, Any]) -> str:
+        path, method = scope["path"], scope["method"]
+        partial = None
+        for regex, prefixed, methods, name in table:
+            if regex.match(path) or prefixed.match(path):
+                if method in methods or (method == "HEAD" and "GET" in methods):
+                    return name
+                if partial is None:
+                    partial = name
+        return partial or UNMATCHED
+
+    return resolve
+
+
+async def _send_json(send, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
+    payload = _dumps(body)
+    raw = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(payload)).encode()),
+    ]
+    raw += [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
+    await send({"type": "http.response.start", "status": status, "headers": raw})
+    await send({"type": "http.response.body", "body": payload})
+
+
+def _retry_after(seconds: float) -> str:
+    return str(max(1, int(seconds + 0.999)))
+
+
+class ControlMiddleware:
+    def __init__(self, app, store: Store, controls: TestingControls, resolver) -> None:
+        self.app = app
+        self.store = store
+        self.controls = controls
+        self.resolver = resolver
+
+    def _key_id(self, scope: dict[str, Any]) -> str:
+        for name, value in scope.get("headers", []):
+            if name == b"x-api-key":
+                secret = value.decode("latin-1").strip()
+                if not secret:
+                    return "anonymous"
+                key_id = self.store.key_index.get(hash_secret(secret))
+                return key_id or "unknown"
+        return "anonymous"
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path: str = scope["path"]
+        if path.startswith("/_emulator"):
+            client = scope.get("client")
+            if client and client[0] not in LOOPBACK_HOSTS:
+                await _send_json(send, 403, {"detail": "control API is loopback-only"})
+                return
+            await self.app(scope, receive, send)
+            return
+        method: str = scope["method"]
+        route = self.resolver(scope)
+        key_id = self._key_id(scope)
+        scope.setdefault("state", {})
+        scope["state"]["emu_route"] = f"{method} {route}"
+        scope["state"]["emu_key_id"] = key_id
+        ctl = self.controls
+        ingest = f"{method} {route}" in INGEST_ROUTES or (
+            method == "PATCH" and path.startswith("/runs/")
+        )
+
+        delay = ctl.delay_seconds(method, route)
+        if delay > 0:
+            await asyncio.sleep(delay)
+
+        wait = ctl.rate_limit(key_id, method, route)
+        if wait is not None:
+            await _send_json(
+                send,
+                429,
+                error_body(ingest, "Rate limit exceeded", "rate_limit_exceeded"),
+                {"Retry-After": _retry_after(wait)},
+            )
+            ctl.record(method, route, key_id, 429, None)
+            return
+
+        fault = ctl.match_fault(method, route, key_id)
+        status: dict[str, Any] = {"code": None}
+
+        async def tracking_send(message) -> None:
+            if message["type"] == "http.response.start":
+                status["code"] = message["status"]
+            await send(message)
+
+        if fault is None:
+            try:
+                await self.app(scope, receive, tracking_send)
+            finally:
+                ctl.record(method, route, key_id, status["code"] or 500, None)
+            return
+
+        if fault.when == "before":
+            if fault.action == "hang":
+                await asyncio.sleep(fault.hang_seconds or 0.0)
+                try:
+                    await self.app(scope, receive, tracking_send)
+                finally:
+                    ctl.record(method, route, key_id, status["code"] or 500, fault.id)
+            elif fault.action == "drop":
+                await self._drop(receive, send)
+                ctl.record(method, route, key_id, "dropped", fault.id)
+            else:
+                await self._send_fault(send, fault, ingest)
+                ctl.record(method, route, key_id, fault.status, fault.id)
+            return
+
+        # when == "after": perform the operation, then replace / drop / delay its response.
+        buffered: list[dict[str, Any]] = []
+
+        async def buffering_send(message) -> None:
+            if message["type"] == "http.response.start":
+                status["code"] = message["status"]
+            buffered.append(message)
+
+        await self.app(scope, receive, buffering_send)
+        if fault.action == "hang":
+            await asyncio.sleep(fault.hang_seconds or 0.0)
+            for message in buffered:
+                await send(message)
+            ctl.record(method, route, key_id, status["code"] or 500, fault.id)
+        elif fault.action == "drop":
+            await self._drop(receive, send)
+            ctl.record(method, route, key_id, "dropped", fault.id)
+        else:
+            await self._send_fault(send, fault, ingest)
+            ctl.record(method, route, key_id, fault.status, fault.id)
+
+    @staticmethod
+    async def _send_fault(send, fault: Fault, ingest: bool) -> None:
+        headers = {}
+        if fault.retry_after is not None:
+            headers["Retry-After"] = _retry_after(fault.retry_after)
+        body = fault.body or error_body(ingest, f"Injected fault (status {fault.status})")
+        await _send_json(send, fault.status, body, headers)
+
+    @staticmethod
+    async def _drop(receive, send) -> None:
+        """Close the connection without a response (the client sees a disconnect)."""
+        transport = getattr(getattr(receive, "__self__", None), "transport", None)
+        if transport is not None:
+            transport.close()
+            # Let the protocol see connection_lost, so the server doesn't try a 500.
+            for _ in range(3):
+                await asyncio.sleep(0)
+            return
+        # Fallback (non-uvicorn servers): start a response and abort mid-body.
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-length", b"1000")],
+            }
+        )
+        raise ConnectionAbortedError("emulator dropped the connection")
