@@ -419,9 +419,12 @@ class ControlMiddleware:
 
         if fault.when == "before":
             if fault.action == "hang":
-                await asyncio.sleep(fault.hang_seconds or 0.0)
+                replay = await self._hang_before(receive, fault.hang_seconds or 0.0)
+                if replay is None:  # the client gave up: the operation never happens
+                    ctl.record(method, route, key_id, "client_disconnected", fault.id)
+                    return
                 try:
-                    await self.app(scope, receive, tracking_send)
+                    await self.app(scope, replay, tracking_send)
                 finally:
                     ctl.record(method, route, key_id, status["code"] or 500, fault.id)
             elif fault.action == "drop":
@@ -452,6 +455,36 @@ class ControlMiddleware:
         else:
             await self._send_fault(send, fault, ingest)
             ctl.record(method, route, key_id, fault.status, fault.id)
+
+    @staticmethod
+    async def _hang_before(receive, seconds: float):
+        """Hold the request ``seconds`` before it reaches the handler.
+
+        Returns a ``receive`` that replays the buffered body, or None when the client
+        disconnected meanwhile (then the operation is not performed).
+        """
+        messages: list[dict[str, Any]] = []
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return None
+            messages.append(message)
+            if not message.get("more_body"):
+                break
+        try:
+            message = await asyncio.wait_for(receive(), timeout=seconds)
+        except TimeoutError:
+            pass
+        else:
+            if message["type"] == "http.disconnect":
+                return None
+
+        async def replay():
+            if messages:
+                return messages.pop(0)
+            return await receive()
+
+        return replay
 
     @staticmethod
     async def _send_fault(send, fault: Fault, ingest: bool) -> None:
