@@ -134,3 +134,9 @@ def new_key(api: ApiClient, key: str, tenant: str | None = None, **body: Any) ->
     r = api.post("/api/v1/api-key", key=key, tenant=tenant, json=body or {"description": "t"})
     assert r.status_code == 200, r.text
     return r.json()
+
+
+def key_records(emulator: EmulatorServer) -> list[dict[str, Any]]:
+    """The emulator's dump of every key ever minted (``EmulatorControl.keys()``)."""
+    records: list[dict[str, Any]] = emulator.control.keys()
+    return records

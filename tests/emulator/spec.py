@@ -77,6 +77,15 @@ def response_schema(method: str, template: str, status: int) -> dict[str, Any] |
     return (media or {}).get("schema")
 
 
+@cache
+def _validator(method: str, template: str, status: int) -> Draft202012Validator | None:
+    schema = response_schema(method, template, status)
+    if schema is None or schema == {}:
+        return None
+    root = {**schema, "components": spec()["components"]}
+    return Draft202012Validator(root, format_checker=Draft202012Validator.FORMAT_CHECKER)
+
+
 class SpecMismatch(AssertionError):
     pass
 
@@ -90,11 +99,9 @@ def validate(method: str, path: str, status: int, body: Any) -> str | None:
     template = find_operation(method, path)
     if template is None:
         return None
-    schema = response_schema(method, template, status)
-    if schema is None or schema == {}:
+    validator = _validator(method.upper(), template, status)
+    if validator is None:
         return None
-    root = {**schema, "components": spec()["components"]}
-    validator = Draft202012Validator(root, format_checker=Draft202012Validator.FORMAT_CHECKER)
     errors = sorted(validator.iter_errors(body), key=lambda e: list(e.path))
     if errors:
         first = errors[0]

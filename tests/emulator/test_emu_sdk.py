@@ -18,7 +18,7 @@ from langsmith.utils import (
 from .conftest import new_key, new_workspace
 
 # list_runs/read_run are deprecated in favour of the SmithDB API, which is not emulated.
-pytestmark = pytest.mark.filterwarnings("ignore::langsmith.utils.LangSmithDeprecationWarning")
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
 
 @traceable(run_type="llm", name="answer")
