@@ -32,7 +32,7 @@ router = APIRouter(tags=["run"])
 # ------------------------------------------------------------------------------ ingest
 
 
-async def _ingest(request: Request, principal: Principal, batch: Batch) -> Ingestor:
+async def _ingest(principal: Principal, batch: Batch) -> Ingestor:
     ingestor = Ingestor(principal.store, principal)
     with principal.store.lock:
         ingestor.check(batch)
@@ -47,14 +47,14 @@ async def create_run(request: Request, principal: Annotated[Principal, Depends(w
         raise ApiError(422, "body must be a run object")
     if payload.get("id") is not None and str(payload["id"]) in principal.store.run_index:
         raise ApiError(409, "Run already exists")
-    await _ingest(request, principal, Batch(posts=[payload]))
+    await _ingest(principal, Batch(posts=[payload]))
     return ok({"message": "Run created"}, status=202)
 
 
 @router.post("/runs/batch", status_code=202)
 async def batch_runs(request: Request, principal: Annotated[Principal, Depends(ws_write)]):
     batch = batch_from_json(parse_json_body(await request.body()))
-    await _ingest(request, principal, batch)
+    await _ingest(principal, batch)
     return ok({"message": "Runs batch ingested"}, status=202)
 
 
@@ -63,7 +63,7 @@ async def multipart_runs(request: Request, principal: Annotated[Principal, Depen
     if request.headers.get("content-encoding", "").lower() not in ("", "identity"):
         raise ApiError(415, "compressed multipart is not enabled on this server")
     parts = parse_multipart(await request.body(), request.headers.get("content-type", ""))
-    await _ingest(request, principal, batch_from_multipart(parts))
+    await _ingest(principal, batch_from_multipart(parts))
     return ok({"message": "Runs ingested"}, status=202)
 
 
@@ -75,7 +75,7 @@ async def update_run(
     if not isinstance(payload, dict):
         raise ApiError(422, "body must be a run object")
     payload["id"] = str(run_id)
-    await _ingest(request, principal, Batch(patches=[payload]))
+    await _ingest(principal, Batch(patches=[payload]))
     # 202 on the ingest service path (PATCH /runs/{id}); 200 on PATCH /api/v1/runs/{id}.
     status = 200 if request.url.path.startswith("/api/") else 202
     return ok({"message": "Run updated"}, status=status)

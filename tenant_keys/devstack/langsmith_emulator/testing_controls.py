@@ -5,7 +5,12 @@ connection without any response.
 
 Order per request: resolve route and key id -> latency -> rate limit (429) -> fault -> app.
 Every request (except ``/_emulator/*``) is counted with its final status (``dropped`` for a
-dropped connection).
+dropped connection, ``client_disconnected`` when the client gave up during a "before" hang).
+
+Fault semantics: ``when="before"`` acts before the handler runs (status/drop: the operation is
+not performed; hang: the request is held, then performed only if the client is still there).
+``when="after"`` runs the handler first, then replaces (status), drops (drop) or delays (hang)
+its response: a lost or late success.
 """
 
 from __future__ import annotations
