@@ -18,6 +18,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import BaseModel
 
 from tasks.events import emit_tenant_event
+from tasks.locks import ensure_tenant_locks
 from tenant_keys.errors import BadInput, TenantExists
 from tenant_keys.keys import KeyRef, check_key, mint_key, record_for
 from tenant_keys.langsmith import Project
@@ -185,6 +186,7 @@ def onboard_tenants(
     """Onboard each tenant: its own project, key and secret. Existing tenants are left alone."""
     validate_tenants(tenant_ids)
     get_services()  # settings errors surface here, before any side effect
+    ensure_tenant_locks(tenant_ids)  # every later flow takes the tenant's lock
     futures = {
         tenant_id: onboard_tenant.submit(tenant_id, trace_budget) for tenant_id in tenant_ids
     }

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Literal
 
 from prefect import flow, get_run_logger, task
@@ -32,13 +34,15 @@ from tasks.locks import ensure_tenant_locks, tenant_lock
 from tenant_keys.errors import BadInput, KeyTestFailed, RetireFailed
 from tenant_keys.models import new_rotation_id, validate_tenant_id
 from tenant_keys.rotation import (
+    RetireResult,
     create_pending_key,
     discard_pending_key,
     promote_pending_key,
+    retire_key,
     retire_old_key,
     test_pending_key,
 )
-from tenant_keys.secret_store import RETIRE_PENDING
+from tenant_keys.secret_store import RETIRE_PENDING, SecretState
 from tenant_keys.services import get_services
 
 Outcome = Literal["rotated", "already-rotated", "waiting", "failed", "retire-failed"]
@@ -57,28 +61,27 @@ class RotationResult(BaseModel):
 def rotate_one(tenant_id: str, rotation_id: str, *, retire_now: bool) -> RotationResult:
     """The protocol for one tenant, under the tenant's lock."""
     services = get_services()
-    grace = services.settings.grace_seconds
+    store, grace = services.store, services.settings.grace_seconds
     started = time.monotonic()
 
     def result(outcome: Outcome, **fields: str | None) -> RotationResult:
+        seconds = round(time.monotonic() - started, 3)
         return RotationResult(
-            tenant_id=tenant_id,
-            outcome=outcome,
-            rotation_id=rotation_id,
-            seconds=round(time.monotonic() - started, 3),
-            **fields,
+            tenant_id=tenant_id, outcome=outcome, rotation_id=rotation_id, seconds=seconds, **fields
         )
 
     with tenant_lock(tenant_id):
-        # An earlier rotation's old key must be gone before this one marks another.
-        earlier = retire_old_key(services, tenant_id, grace_seconds=grace)
-        if earlier.waiting_seconds > 0:
-            return result(
-                "waiting",
-                old_key_id=earlier.key_id,
-                error=f"previous key waits {earlier.waiting_seconds:.0f} s more for its grace window",
-            )
-        pending = create_pending_key(services, tenant_id, rotation_id)
+        state = store.describe(tenant_id)
+        if state.version_with(RETIRE_PENDING):
+            # An earlier rotation's old key must be gone before this one marks another.
+            earlier = retire_tenant_key(tenant_id, grace_seconds=grace, state=state)
+            if earlier.waiting_seconds > 0:
+                wait = (
+                    f"previous key waits {earlier.waiting_seconds:.0f} s more for its grace window"
+                )
+                return result("waiting", old_key_id=earlier.key_id, error=wait)
+            state = store.describe(tenant_id)
+        pending = create_pending_key(services, tenant_id, rotation_id, state)
         if pending is None:
             return result("already-rotated")
         try:
@@ -86,35 +89,37 @@ def rotate_one(tenant_id: str, rotation_id: str, *, retire_now: bool) -> Rotatio
         except KeyTestFailed:
             discard_pending_key(services, tenant_id, pending)
             raise
-        promote_pending_key(services, tenant_id, pending)
+        old_version = promote_pending_key(services, tenant_id, pending, state)
         emit_tenant_event(
             "tenant-keys.key.rotated", tenant_id, rotation_id=rotation_id, key_id=pending.key_id
         )
-        if not retire_now:
+        if not retire_now or old_version is None:
             return result("rotated", new_key_id=pending.key_id)
-        retired = retire_tenant_key(tenant_id, grace_seconds=0.0)
+        if pending.replaces_key_id is None:  # resumed: the old key id is in the labelled version
+            now = store.describe(tenant_id)
+            retired = retire_tenant_key(tenant_id, grace_seconds=0.0, state=now).key_id
+        else:
+            retired = pending.replaces_key_id
+            with _retire_alarm(tenant_id, retired):
+                retire_key(services, tenant_id, version=old_version, key_id=retired)
         return result("rotated", old_key_id=retired, new_key_id=pending.key_id)
 
 
-def retire_tenant_key(tenant_id: str, *, grace_seconds: float) -> str | None:
-    """Retire the RETIRE_PENDING key; a failure raises after emitting the alarm event."""
-    services = get_services()
+def retire_tenant_key(tenant_id: str, *, grace_seconds: float, state: SecretState) -> RetireResult:
+    """Retire the RETIRE_PENDING key if its grace window has passed."""
+    with _retire_alarm(tenant_id, None):
+        return retire_old_key(get_services(), tenant_id, grace_seconds=grace_seconds, state=state)
+
+
+@contextmanager
+def _retire_alarm(tenant_id: str, key_id: str | None) -> Iterator[None]:
+    """Forward compensation: a failed retire keeps its label (the durable record), emits an
+    event and fails the tenant's run visibly; reconcile and the next rotation retry it."""
     try:
-        return retire_old_key(services, tenant_id, grace_seconds=grace_seconds).key_id
+        yield
     except Exception as exc:
-        # Forward compensation: the label stays as the durable record; reconcile retries.
-        emit_tenant_event("tenant-keys.retire.failed", tenant_id, error=str(exc))
-        raise RetireFailed(
-            tenant_id, _retire_pending_key_id(tenant_id), type(exc).__name__
-        ) from exc
-
-
-def _retire_pending_key_id(tenant_id: str) -> str | None:
-    store = get_services().store
-    try:
-        return store.read(tenant_id, stage=RETIRE_PENDING).key_id
-    except Exception:
-        return None
+        emit_tenant_event("tenant-keys.retire.failed", tenant_id, key_id=key_id, error=str(exc))
+        raise RetireFailed(tenant_id, key_id, type(exc).__name__) from exc
 
 
 @task(
@@ -146,7 +151,9 @@ def rotate_tenant(tenant_id: str, rotation_id: str, retire_now: bool = True) -> 
 def retire_tenant(tenant_id: str) -> str | None:
     services = get_services()
     with tenant_lock(tenant_id):
-        return retire_tenant_key(tenant_id, grace_seconds=services.settings.grace_seconds)
+        state = services.store.describe(tenant_id)
+        grace = services.settings.grace_seconds
+        return retire_tenant_key(tenant_id, grace_seconds=grace, state=state).key_id
 
 
 def resolve_tenants(tenants: list[str] | Literal["all"]) -> list[str]:

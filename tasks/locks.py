@@ -19,6 +19,10 @@ LOCK_PREFIX = "tenant-keys-tenant-"
 # A rotation holds the lock for seconds; a waiter gives up after this long
 # rather than queue behind a stuck run forever.
 DEFAULT_WAIT_SECONDS = 600.0
+# The server's minimum. A run that dies holding the lock blocks its tenant until the
+# lease lapses (this long, plus up to 15 s for the server's repossessor); a live run
+# renews its lease in the background however long it holds it.
+LEASE_SECONDS = 60.0
 
 
 def lock_name(tenant_id: str) -> str:
@@ -49,5 +53,11 @@ def ensure_tenant_locks(tenant_ids: list[str]) -> None:
 @contextmanager
 def tenant_lock(tenant_id: str, *, wait_seconds: float = DEFAULT_WAIT_SECONDS) -> Iterator[None]:
     """Hold the tenant's lock; raises if it is missing or not free within `wait_seconds`."""
-    with concurrency(lock_name(tenant_id), occupy=1, timeout_seconds=wait_seconds, strict=True):
+    with concurrency(
+        lock_name(tenant_id),
+        occupy=1,
+        timeout_seconds=wait_seconds,
+        lease_duration=LEASE_SECONDS,
+        strict=True,
+    ):
         yield

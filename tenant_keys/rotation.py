@@ -25,13 +25,14 @@ _MAX_TOKENS_PER_ROTATION = 10
 
 
 class PendingKey(BaseModel):
-    """The AWSPENDING version of a rotation: ids only."""
+    """The AWSPENDING version of a rotation and the version it replaces: ids only."""
 
     model_config = ConfigDict(frozen=True)
 
     token: str
     key_id: str
     resumed: bool
+    replaces_key_id: str | None = None  # the AWSCURRENT key when this one was minted
 
 
 class RetireResult(BaseModel):
@@ -41,13 +42,15 @@ class RetireResult(BaseModel):
     waiting_seconds: float = 0.0  # > 0: the grace window is still open; nothing was deleted
 
 
-def create_pending_key(services: Services, tenant_id: str, rotation_id: str) -> PendingKey | None:
+def create_pending_key(
+    services: Services, tenant_id: str, rotation_id: str, state: SecretState
+) -> PendingKey | None:
     """Step 1. Resume an unfinished AWSPENDING, or mint a key and store it at once as AWSPENDING.
 
-    Returns None when this rotation already completed (its version is or was current).
+    `state` is the secret as described before this step. Returns None when this
+    rotation already completed (its version is or was current).
     """
     store, langsmith = services.store, services.langsmith
-    state = store.describe(tenant_id)
     current, pending = state.version_with(CURRENT), state.version_with(PENDING)
     if pending is not None:
         record = store.read(tenant_id, stage=PENDING, version_id=pending)
@@ -59,13 +62,12 @@ def create_pending_key(services: Services, tenant_id: str, rotation_id: str) -> 
         discard_pending_key(
             services, tenant_id, PendingKey(token=pending, key_id=record.key_id, resumed=True)
         )
-        state = store.describe(tenant_id)
 
     tokens = [
         version_token(tenant_id, rotation_id if n == 0 else f"{rotation_id}#{n}")
         for n in range(_MAX_TOKENS_PER_ROTATION)
     ]
-    if any(token in state.versions for token in tokens):
+    if any(token in state.versions and token != pending for token in tokens):
         return None  # this rotation's version already carries a label: it was promoted before
 
     base = store.read(tenant_id)  # the project the new key serves is the current one's
@@ -85,7 +87,9 @@ def create_pending_key(services: Services, tenant_id: str, rotation_id: str) -> 
                 if exc.code == "ResourceExistsException":
                     continue  # a rolled-back attempt of this rotation used that token
                 raise
-            return PendingKey(token=token, key_id=created.id, resumed=False)
+            return PendingKey(
+                token=token, key_id=created.id, resumed=False, replaces_key_id=base.key_id
+            )
         raise SecretStoreError(
             "PutSecretValue",
             store.name(tenant_id),
@@ -106,20 +110,20 @@ def test_pending_key(services: Services, tenant_id: str, pending: PendingKey) ->
 def discard_pending_key(services: Services, tenant_id: str, pending: PendingKey) -> None:
     """Undo steps 1-2: delete the new key (404 is fine), then drop AWSPENDING. The old key stays current."""
     services.langsmith.delete_key(pending.key_id)
-    state = services.store.describe(tenant_id)
-    if PENDING in state.labels_of(pending.token) and state.version_with(CURRENT) != pending.token:
-        services.store.remove_label(tenant_id, PENDING, from_version=pending.token)
+    services.store.remove_label(tenant_id, PENDING, from_version=pending.token)
 
 
-def promote_pending_key(services: Services, tenant_id: str, pending: PendingKey) -> str | None:
+def promote_pending_key(
+    services: Services, tenant_id: str, pending: PendingKey, state: SecretState
+) -> str | None:
     """Step 3. Move AWSCURRENT to the pending version (compare-and-swap), mark the old version
     RETIRE_PENDING, then drop AWSPENDING. Returns the old version id.
 
-    AWSPENDING is dropped last, so a crash before it leaves a state the next run
-    recognises (AWSPENDING on AWSCURRENT) and finishes.
+    `state` is the secret as described before step 1. AWSPENDING is dropped last, so a
+    crash before it leaves a state the next run recognises (AWSPENDING on AWSCURRENT)
+    and finishes.
     """
     store = services.store
-    state = store.describe(tenant_id)
     current = state.version_with(CURRENT)
     if current != pending.token:
         store.move_label(tenant_id, CURRENT, to_version=pending.token, from_version=current)
@@ -136,13 +140,12 @@ def promote_pending_key(services: Services, tenant_id: str, pending: PendingKey)
                 "an older key still waits to be retired: run `tenant-keys reconcile`",
             )
         store.move_label(tenant_id, RETIRE_PENDING, to_version=old, from_version=None)
-    if PENDING in store.describe(tenant_id).labels_of(pending.token):
-        store.remove_label(tenant_id, PENDING, from_version=pending.token)
+    store.remove_label(tenant_id, PENDING, from_version=pending.token)
     return old
 
 
 def retire_old_key(
-    services: Services, tenant_id: str, *, grace_seconds: float, state: SecretState | None = None
+    services: Services, tenant_id: str, *, grace_seconds: float, state: SecretState
 ) -> RetireResult:
     """Step 4. Delete the RETIRE_PENDING version's key at LangSmith (404: already gone), then drop
     the label. Waits for nothing: while the grace window is open it reports the seconds left.
@@ -151,7 +154,6 @@ def retire_old_key(
     the durable record that reconcile and the next rotation act on.
     """
     store = services.store
-    state = state or store.describe(tenant_id)
     version = state.version_with(RETIRE_PENDING)
     if version is None:
         return RetireResult()
@@ -160,7 +162,14 @@ def retire_old_key(
     left = (current.issued_at + timedelta(seconds=grace_seconds) - utcnow()).total_seconds()
     if left > 0:
         return RetireResult(key_id=old.key_id, waiting_seconds=left)
-    if old.key_id != current.key_id:  # never delete the live key, whatever the labels say
-        services.langsmith.delete_key(old.key_id)
-    store.remove_label(tenant_id, RETIRE_PENDING, from_version=version)
+    if old.key_id == current.key_id:  # never delete the live key, whatever the labels say
+        store.remove_label(tenant_id, RETIRE_PENDING, from_version=version)
+        return RetireResult()
+    retire_key(services, tenant_id, version=version, key_id=old.key_id)
     return RetireResult(key_id=old.key_id)
+
+
+def retire_key(services: Services, tenant_id: str, *, version: str, key_id: str) -> None:
+    """Delete the key of the RETIRE_PENDING `version` (404: already gone), then drop the label."""
+    services.langsmith.delete_key(key_id)
+    services.store.remove_label(tenant_id, RETIRE_PENDING, from_version=version)

@@ -96,7 +96,8 @@ class SecretStore:
             raise
         return SecretState(
             name=name,
-            versions={v: list(s) for v, s in raw.get("VersionIdsToStages", {}).items()},
+            # AWS lists only labelled versions here; moto also lists unlabelled ones.
+            versions={v: list(s) for v, s in raw.get("VersionIdsToStages", {}).items() if s},
             tags={t["Key"]: t["Value"] for t in raw.get("Tags", [])},
             scheduled_for_deletion="DeletedDate" in raw,
         )

@@ -9,6 +9,7 @@ runs on Ctrl-C (the context manager's exit).
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import signal
 import socket
@@ -104,6 +105,9 @@ class MotoServer:
 
     def __init__(self, port: int = 0) -> None:
         from moto.server import ThreadedMotoServer
+
+        # moto's werkzeug logs every request line; the stack's users want their own output.
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)
 
         self.port = port or free_port()
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)

@@ -367,7 +367,7 @@ class LangSmithAdmin:
         return retrying(attempt)
 
 
-_backoff = wait_exponential_jitter(initial=0.2, max=10.0, jitter=0.3)
+_backoff = wait_exponential_jitter(multiplier=0.2, max=10.0, jitter=0.3)
 
 
 def _wait_retry_after(state: RetryCallState) -> float:

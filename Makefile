@@ -1,0 +1,26 @@
+# Two commands on a fresh machine: `make demo` and `make test`. Each builds the venv it needs.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint bench clean
+
+$(STAMP): pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+demo: $(STAMP)  ## start the local stack, onboard and rotate tenants through Prefect
+	$(VENV)/bin/tenant-keys demo
+
+test: $(STAMP)  ## lint, then every test (starts its own local stack)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(PY) -m pytest
+
+bench: $(STAMP)  ## benchmarks, apart from the tests; they print their figures
+	$(PY) benchmarks/rotation.py
+
+clean:
+	rm -rf $(VENV) .devstack .pytest_cache .ruff_cache

@@ -1,0 +1,65 @@
+"""Run one tenant's rotation in this process and kill the process at a step boundary.
+
+`python -m tests.integration.crash_child TENANT ROTATION BOUNDARY`. The kill is
+`os._exit`: no finally block, no compensation, no lock release, as when a
+worker's machine dies.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import flows.rotation as protocol
+from tenant_keys.langsmith import LangSmithAdmin
+from tenant_keys.secret_store import CURRENT, SecretStore
+
+CRASH_EXIT_CODE = 17
+
+
+def die_after(
+    fn: Callable[..., Any], when: Callable[..., bool] = lambda *a, **k: True
+) -> Callable[..., Any]:
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        result = fn(*args, **kwargs)
+        if when(*args, **kwargs):
+            os._exit(CRASH_EXIT_CODE)
+        return result
+
+    return wrapper
+
+
+BOUNDARIES: dict[str, Callable[[], None]] = {
+    "after-create": lambda: setattr(
+        protocol, "create_pending_key", die_after(protocol.create_pending_key)
+    ),
+    "after-test": lambda: setattr(
+        protocol, "test_pending_key", die_after(protocol.test_pending_key)
+    ),
+    # AWSCURRENT moved, the old version not yet marked RETIRE_PENDING.
+    "mid-promote": lambda: setattr(
+        SecretStore,
+        "move_label",
+        die_after(SecretStore.move_label, lambda self, t, label, **k: label == CURRENT),
+    ),
+    "after-promote": lambda: setattr(
+        protocol, "promote_pending_key", die_after(protocol.promote_pending_key)
+    ),
+    # The old key deleted at LangSmith, its label not yet dropped.
+    "mid-retire": lambda: setattr(
+        LangSmithAdmin, "delete_key", die_after(LangSmithAdmin.delete_key)
+    ),
+}
+
+
+def main() -> None:
+    tenant_id, rotation_id, boundary = sys.argv[1:4]
+    BOUNDARIES[boundary]()
+    protocol.rotate_one(tenant_id, rotation_id, retire_now=True)
+    sys.exit(0)  # the crash point was never reached
+
+
+if __name__ == "__main__":
+    main()

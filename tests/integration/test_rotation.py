@@ -1,0 +1,231 @@
+"""Rotation on the local stack: the protocol, its compensation and the design's invariants."""
+
+from __future__ import annotations
+
+import threading
+
+import boto3
+import pytest
+
+from flows.onboarding import onboard_tenants
+from flows.rotation import rotate_keys
+from tenant_keys.devstack.stack import LocalStack
+from tenant_keys.errors import SecretStoreError
+from tenant_keys.secret_store import CURRENT, PENDING, RETIRE_PENDING, SecretStore
+from tenant_keys.services import get_services
+from tests.invariants import assert_no_orphans, current_key_works, live_tool_keys
+
+pytestmark = pytest.mark.usefixtures("stack")
+
+DELETE_KEY = "/api/v1/api-key/{api_key_id}"
+
+
+def _onboarded(tenant_id: str) -> str:
+    [result] = onboard_tenants([tenant_id])
+    assert result.key_id
+    return result.key_id
+
+
+def _labels(tenant_id: str) -> set[str]:
+    state = get_services().store.describe(tenant_id)
+    return {label for labels in state.versions.values() for label in labels}
+
+
+def test_rotation_replaces_the_key_and_deletes_the_old_one(
+    stack: LocalStack, tenant_id: str
+) -> None:
+    old_key = _onboarded(tenant_id)
+    old_record = get_services().store.read(tenant_id)
+
+    state = rotate_keys([tenant_id], rotation_id="r-happy", return_state=True)
+
+    assert state.is_completed(), state.message
+    record = get_services().store.read(tenant_id)
+    assert record.key_id != old_key and record.rotation_id == "r-happy"
+    assert current_key_works(tenant_id)
+    assert not get_services().langsmith.authenticates(old_record.api_key), (
+        "the old key must be dead"
+    )
+    assert PENDING not in _labels(tenant_id) and RETIRE_PENDING not in _labels(tenant_id)
+    assert live_tool_keys(stack, tenant_id) == {record.key_id}
+
+
+def test_rerunning_a_finished_rotation_mints_nothing(stack: LocalStack, tenant_id: str) -> None:
+    _onboarded(tenant_id)
+    rotate_keys([tenant_id], rotation_id="r-once")
+    key = get_services().store.read(tenant_id).key_id
+    mints = stack.langsmith.control.request_counts()["by_route"].get("POST /api/v1/api-key", 0)
+
+    state = rotate_keys([tenant_id], rotation_id="r-once", return_state=True)
+
+    assert state.is_completed()
+    assert get_services().store.read(tenant_id).key_id == key
+    assert (
+        stack.langsmith.control.request_counts()["by_route"].get("POST /api/v1/api-key", 0) == mints
+    )
+
+
+def test_failed_key_test_rolls_back_and_keeps_the_old_key(
+    stack: LocalStack, tenant_id: str
+) -> None:
+    old_key = _onboarded(tenant_id)
+    # Every test call with the new key is refused (the resume check and five test attempts).
+    stack.langsmith.control.inject_fault(
+        method="GET", route="/api/v1/sessions", action="status", status=401, count=5
+    )
+
+    state = rotate_keys([tenant_id], rotation_id="r-badtest", return_state=True)
+    stack.langsmith.control.clear_faults()
+
+    assert state.is_failed()
+    assert get_services().store.read(tenant_id).key_id == old_key
+    assert current_key_works(tenant_id)
+    assert PENDING not in _labels(tenant_id)
+    assert live_tool_keys(stack, tenant_id) == {old_key}
+
+    # The same rotation id can be run again and completes with a fresh token.
+    assert rotate_keys([tenant_id], rotation_id="r-badtest", return_state=True).is_completed()
+    assert get_services().store.read(tenant_id).key_id != old_key
+    assert_no_orphans(stack, tenant_id)
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [
+        {"method": "POST", "route": "/api/v1/api-key", "action": "status", "status": 503},
+        {
+            "method": "POST",
+            "route": "/api/v1/api-key",
+            "action": "status",
+            "status": 429,
+            "retry_after": 1,
+        },
+        {"method": "POST", "route": "/api/v1/api-key", "action": "drop", "when": "after"},
+        {"method": "POST", "route": "/api/v1/api-key", "action": "hang", "hang_seconds": 4},
+        {"method": "GET", "route": "/api/v1/sessions", "action": "drop"},
+        {"method": "DELETE", "route": DELETE_KEY, "action": "status", "status": 502},
+        {"method": "DELETE", "route": DELETE_KEY, "action": "hang", "hang_seconds": 4},
+        {"method": "DELETE", "route": DELETE_KEY, "action": "drop", "when": "after"},
+    ],
+    ids=[
+        "mint-503",
+        "mint-429",
+        "mint-lost-response",
+        "mint-timeout",
+        "test-dropped",
+        "retire-502",
+        "retire-timeout",
+        "retire-lost-response",
+    ],
+)
+def test_a_transient_fault_at_any_step_still_converges(
+    stack: LocalStack, tenant_id: str, fault: dict
+) -> None:
+    old_key = _onboarded(tenant_id)
+    stack.langsmith.control.inject_fault(count=1, **fault)
+
+    state = rotate_keys([tenant_id], rotation_id="r-fault", return_state=True)
+    stack.langsmith.control.clear_faults()
+
+    assert state.is_completed(), state.message
+    record = get_services().store.read(tenant_id)
+    assert record.key_id != old_key
+    assert current_key_works(tenant_id)
+    assert live_tool_keys(stack, tenant_id) == {record.key_id}
+    assert {PENDING, RETIRE_PENDING}.isdisjoint(_labels(tenant_id))
+
+
+def test_store_error_while_storing_pending_deletes_the_new_key(
+    stack: LocalStack, tenant_id: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    old_key = _onboarded(tenant_id)
+
+    # moto offers no way to fail one PutSecretValue on demand; this fault is patched in.
+    def refuse(self: SecretStore, tenant: str, *args: object, **kwargs: object) -> None:
+        raise SecretStoreError("PutSecretValue", self.name(tenant), "InternalServiceError")
+
+    monkeypatch.setattr(SecretStore, "put_pending", refuse)
+    state = rotate_keys([tenant_id], rotation_id="r-storefail", return_state=True)
+
+    assert state.is_failed()
+    assert get_services().store.read(tenant_id).key_id == old_key
+    assert current_key_works(tenant_id)
+    assert live_tool_keys(stack, tenant_id) == {old_key}
+
+
+def test_delete_failing_after_promotion_keeps_the_durable_record(
+    stack: LocalStack, tenant_id: str
+) -> None:
+    old_key = _onboarded(tenant_id)
+    stack.langsmith.control.inject_fault(
+        method="DELETE", route=DELETE_KEY, action="status", status=500, count=50
+    )
+
+    state = rotate_keys([tenant_id], rotation_id="r-stuck", return_state=True)
+    stack.langsmith.control.clear_faults()
+
+    # The run fails visibly, the new key is live, the old one is labelled for retirement.
+    assert state.is_failed() and tenant_id in (state.message or "")
+    assert current_key_works(tenant_id)
+    store = get_services().store
+    assert store.read(tenant_id, stage=RETIRE_PENDING).key_id == old_key
+    assert old_key in live_tool_keys(stack, tenant_id)
+
+    # The next rotation first finishes the retire, then rotates.
+    assert rotate_keys([tenant_id], rotation_id="r-after-stuck", return_state=True).is_completed()
+    assert old_key not in live_tool_keys(stack, tenant_id)
+    assert RETIRE_PENDING not in _labels(tenant_id)
+    assert_no_orphans(stack, tenant_id)
+
+
+def test_one_failing_tenant_does_not_stop_the_others(stack: LocalStack, tenant_id: str) -> None:
+    ids = [f"{tenant_id}-{n}" for n in range(3)]
+    onboard_tenants(ids)
+    broken = ids[1]
+    # Someone edits the tenant's secret into bad JSON.
+    sm = boto3.client("secretsmanager", endpoint_url=stack.moto.url, region_name="us-east-1")
+    sm.put_secret_value(SecretId=get_services().store.name(broken), SecretString="{not json")
+
+    state = rotate_keys(ids, rotation_id="r-many", return_state=True)
+
+    assert state.is_failed()
+    assert "2 of 3 tenant(s) ok, 1 failed" in (state.message or "") and broken in (
+        state.message or ""
+    )
+    for t in (ids[0], ids[2]):
+        assert get_services().store.read(t).rotation_id == "r-many"
+        assert current_key_works(t)
+
+
+def test_two_concurrent_rotations_of_one_tenant_serialise(
+    stack: LocalStack, tenant_id: str
+) -> None:
+    _onboarded(tenant_id)
+    states: dict[str, object] = {}
+
+    def run(rotation_id: str) -> None:
+        states[rotation_id] = rotate_keys([tenant_id], rotation_id=rotation_id, return_state=True)
+
+    threads = [threading.Thread(target=run, args=(r,)) for r in ("r-a", "r-b")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+    assert all(s.is_completed() for s in states.values()), {r: s.message for r, s in states.items()}
+    record = get_services().store.read(tenant_id)
+    assert record.rotation_id in ("r-a", "r-b")
+    assert current_key_works(tenant_id)
+    assert live_tool_keys(stack, tenant_id) == {record.key_id}
+    assert {PENDING, RETIRE_PENDING}.isdisjoint(_labels(tenant_id))
+    assert len(get_services().store.describe(tenant_id).versions) == 2  # AWSCURRENT and AWSPREVIOUS
+
+
+def test_dry_run_changes_nothing(stack: LocalStack, tenant_id: str) -> None:
+    key = _onboarded(tenant_id)
+    before = stack.langsmith.control.request_counts()["total"]
+    state = rotate_keys([tenant_id], dry_run=True, return_state=True)
+    assert state.is_completed() and "1 tenant(s) would be rotated" in (state.message or "")
+    assert get_services().store.read(tenant_id).key_id == key
+    assert stack.langsmith.control.request_counts()["total"] == before
+    assert CURRENT in _labels(tenant_id)

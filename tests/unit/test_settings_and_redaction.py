@@ -1,0 +1,75 @@
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+import pytest
+
+from tenant_keys.errors import ConfigError
+from tenant_keys.langsmith.client import normalize_base_url
+from tenant_keys.ratelimit import TokenBucket
+from tenant_keys.redact import RedactingFilter, redact
+from tenant_keys.settings import load_settings
+
+FAKE_KEY = "lsv2_sk_" + "cd" * 16 + "_9876543210"
+
+
+def test_missing_admin_key_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("TENANT_KEYS_LANGSMITH_ADMIN_KEY", raising=False)
+    with pytest.raises(ConfigError, match="TENANT_KEYS_LANGSMITH_ADMIN_KEY is not set"):
+        load_settings()
+
+
+def test_invalid_value_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TENANT_KEYS_LANGSMITH_ADMIN_KEY", FAKE_KEY)
+    monkeypatch.setenv("TENANT_KEYS_KEY_LIFETIME_DAYS", "0")
+    with pytest.raises(ConfigError, match="TENANT_KEYS_KEY_LIFETIME_DAYS is invalid") as info:
+        load_settings()
+    assert FAKE_KEY not in str(info.value)
+
+
+def test_settings_hide_the_admin_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TENANT_KEYS_LANGSMITH_ADMIN_KEY", FAKE_KEY)
+    settings = load_settings()
+    assert FAKE_KEY not in repr(settings)
+    assert settings.secret_name("acme") == "langsmith/tenant/acme"
+
+
+@pytest.mark.parametrize(
+    ("url", "base"),
+    [
+        ("https://api.smith.langchain.com", "https://api.smith.langchain.com"),
+        ("https://ls.example.com/api/v1/", "https://ls.example.com"),
+        ("https://ls.example.com/api", "https://ls.example.com"),
+    ],
+)
+def test_base_url_never_doubles_the_api_prefix(url: str, base: str) -> None:
+    assert normalize_base_url(url) == base
+
+
+def test_redact_scrubs_key_shapes_in_text_and_log_records() -> None:
+    assert FAKE_KEY not in redact(f"boom {FAKE_KEY} boom")
+    record = logging.LogRecord("x", logging.INFO, __file__, 1, "got %s", (FAKE_KEY,), None)
+    RedactingFilter().filter(record)
+    assert FAKE_KEY not in record.getMessage()
+
+
+def test_token_bucket_paces_concurrent_callers() -> None:
+    bucket = TokenBucket(50.0)  # 50/s: 25 calls after the first take ~0.48 s
+    start = time.monotonic()
+    threads = [threading.Thread(target=bucket.acquire) for _ in range(26)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.monotonic() - start
+    assert 0.4 <= elapsed < 1.5
+
+
+def test_token_bucket_pause_holds_everyone_back() -> None:
+    bucket = TokenBucket(1000.0)
+    bucket.pause(0.3)
+    start = time.monotonic()
+    bucket.acquire()
+    assert time.monotonic() - start >= 0.25
