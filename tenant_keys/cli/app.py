@@ -1,0 +1,40 @@
+"""`tenant-keys`: the command line. Flows run in this process, against the Prefect API in
+PREFECT_API_URL, so their runs, logs and artifacts land in that server's history.
+
+Each command group lives in its own module and registers itself on `app`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import typer
+from rich.console import Console
+
+from tenant_keys.errors import TenantKeysError
+
+app = typer.Typer(
+    help="Per-tenant LangSmith keys: onboard, rotate, revoke; kept in AWS Secrets Manager.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+err = Console(stderr=True)
+T = TypeVar("T")
+
+
+def run(action: Callable[[], T]) -> T:
+    """Run `action`; a TenantKeysError becomes one line on stderr and exit code 2."""
+    try:
+        return action()
+    except TenantKeysError as exc:
+        err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+
+
+def print_state(state: Any) -> None:
+    """A flow's final state message; a failed run exits 1."""
+    console.print(state.message or state.name)
+    if state.is_failed():
+        raise typer.Exit(1)

@@ -1,0 +1,88 @@
+"""`tenant-keys onboard` and `tenant-keys list`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from tenant_keys.cli.app import app, console, run
+from tenant_keys.errors import BadInput
+from tenant_keys.models import utcnow
+
+
+def read_tenant_file(path: Path) -> list[tuple[str, int | None]]:
+    """Lines of `tenant[,budget]`; blank lines and # comments are skipped."""
+    if not path.is_file():
+        raise BadInput(
+            f"tenant file {path} does not exist: give a file with one tenant id per line"
+        )
+    rows: list[tuple[str, int | None]] = []
+    for number, raw in enumerate(path.read_text().splitlines(), start=1):
+        line = raw.split("#", 1)[0].strip()
+        if not line:
+            continue
+        tenant, _, budget = (part.strip() for part in line.partition(","))
+        if budget and not budget.isdigit():
+            raise BadInput(f"{path}:{number}: budget {budget!r} is not a whole number")
+        rows.append((tenant, int(budget) if budget else None))
+    return rows
+
+
+@app.command()
+def onboard(
+    tenants: Annotated[
+        list[str] | None, typer.Argument(help="Tenant ids (lowercase slugs).")
+    ] = None,
+    file: Annotated[
+        Path | None, typer.Option("--file", "-f", help="File of `tenant[,budget]` lines.")
+    ] = None,
+    budget: Annotated[int | None, typer.Option(help="Trace budget per billing window.")] = None,
+) -> None:
+    """Give each tenant its own LangSmith project, key and secret (existing tenants are left alone)."""
+
+    def action() -> None:
+        from flows.onboarding import onboard_tenants, validate_tenants
+
+        rows = [(t, budget) for t in tenants or []] + (read_tenant_file(file) if file else [])
+        validate_tenants([t for t, _ in rows])
+        results = []
+        # One flow run per budget value (a file may give tenants different budgets).
+        for value in dict.fromkeys(b for _, b in rows):
+            results += onboard_tenants([t for t, b in rows if b == value], value)
+        table = Table("tenant", "outcome", "project id", "key id", "budget")
+        for r in results:
+            table.add_row(r.tenant_id, r.outcome, r.project_id, r.key_id, str(r.trace_budget or ""))
+        console.print(table)
+
+    run(action)
+
+
+@app.command(name="list")
+def list_tenants() -> None:
+    """Tenants with their project, current key id, key age and rotation state."""
+
+    def action() -> None:
+        from tenant_keys.secret_store import PENDING, RETIRE_PENDING, TAG_BUDGET
+        from tenant_keys.services import get_services
+
+        store = get_services().store
+        table = Table("tenant", "project", "key id", "key age", "state", "budget")
+        for tenant_id in sorted(store.iter_tenants()):
+            state = store.describe(tenant_id)
+            record = store.read(tenant_id)
+            flags = [label for label in (PENDING, RETIRE_PENDING) if state.version_with(label)]
+            age = utcnow() - record.issued_at
+            table.add_row(
+                tenant_id,
+                record.project_name,
+                record.key_id,
+                f"{age.days}d {age.seconds // 3600}h",
+                ", ".join(flags) or "ok",
+                state.tags.get(TAG_BUDGET, ""),
+            )
+        console.print(table)
+
+    run(action)

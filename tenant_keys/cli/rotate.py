@@ -1,0 +1,35 @@
+"""`tenant-keys rotate`."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+
+from tenant_keys.cli.app import app, print_state, run
+from tenant_keys.errors import BadInput
+from tenant_keys.models import validate_tenant_id
+
+
+@app.command()
+def rotate(
+    tenants: Annotated[list[str] | None, typer.Argument(help="Tenant ids to rotate.")] = None,
+    all_tenants: Annotated[bool, typer.Option("--all", help="Rotate every tenant.")] = False,
+    rotation_id: Annotated[str | None, typer.Option(help="Resume or repeat this rotation.")] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Show what would rotate; change nothing.")
+    ] = False,
+) -> None:
+    """Rotate keys: create → test → promote → retire, per tenant."""
+
+    def action() -> None:
+        from flows.rotation import rotate_keys
+
+        if bool(tenants) == all_tenants:
+            raise BadInput("name tenants or pass --all (not both)")
+        target: Any = "all" if all_tenants else [validate_tenant_id(t) for t in tenants or []]
+        print_state(
+            rotate_keys(target, rotation_id=rotation_id, dry_run=dry_run, return_state=True)
+        )
+
+    run(action)
