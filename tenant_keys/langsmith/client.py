@@ -147,8 +147,9 @@ class LangSmithAdmin:
         name_contains: str | None = None,
         include_stats: bool = False,
         stats_start_time: datetime | None = None,
+        workspace_id: str | None = None,
     ) -> Iterator[Project]:
-        """Every project of the workspace, 100 per call (the API pages with offset/limit)."""
+        """Every project of the workspace (or of `workspace_id`), 100 per call (offset/limit)."""
         params: dict[str, Any] = {"limit": PAGE_SIZE}
         if name_contains:
             params["name_contains"] = name_contains
@@ -159,7 +160,11 @@ class LangSmithAdmin:
         offset = 0
         while True:
             page = self._call_list(
-                Project, "GET", "/api/v1/sessions", params={**params, "offset": offset}
+                Project,
+                "GET",
+                "/api/v1/sessions",
+                params={**params, "offset": offset},
+                workspace_id=workspace_id,
             )
             yield from page
             if len(page) < PAGE_SIZE:
