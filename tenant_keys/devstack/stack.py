@@ -11,17 +11,19 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import secrets
 import signal
 import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 
-from tenant_keys.devstack.langsmith_emulator import EmulatorServer
+from tenant_keys.devstack.langsmith_emulator import EmulatorControl, EmulatorServer
 
 # moto accepts any credentials; these only keep boto3's chain from looking further.
 FAKE_AWS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
@@ -34,55 +36,41 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-class PrefectServer:
-    """`prefect server start` as a child process with its own PREFECT_HOME (SQLite)."""
+class ChildServer:
+    """A server in a child process of its own session, stopped with its whole process group."""
 
-    def __init__(self, home: Path, port: int = 0, startup_timeout: float = 90.0) -> None:
-        self.home = home
-        self.port = port or free_port()
+    def __init__(
+        self,
+        name: str,
+        args: list[str],
+        health_url: str,
+        log_path: Path,
+        env: dict[str, str] | None = None,
+        startup_timeout: float = 90.0,
+    ) -> None:
+        self.name = name
+        self.args = args
+        self.health_url = health_url
+        self.log_path = log_path
+        self.env = env
         self.startup_timeout = startup_timeout
         self._process: subprocess.Popen[bytes] | None = None
 
-    @property
-    def api_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/api"
-
-    @property
-    def ui_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
     def start(self) -> None:
-        self.home.mkdir(parents=True, exist_ok=True)
-        env = {
-            **os.environ,
-            "PREFECT_HOME": str(self.home),
-            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-            "PREFECT_API_URL": self.api_url,
-            "PREFECT_UI_API_URL": self.api_url,
-        }
-        log = (self.home / "server.log").open("ab")
-        self._process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "prefect",
-                "server",
-                "start",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-            ],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,  # Ctrl-C in the terminal reaches us, not the server twice
-        )
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with self.log_path.open("ab") as log:
+            self._process = subprocess.Popen(
+                self.args,
+                env={**os.environ, **(self.env or {})},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,  # Ctrl-C in the terminal reaches us, not the server twice
+            )
         _wait_until(
-            lambda: httpx.get(f"{self.api_url}/health", timeout=2).status_code == 200,
+            lambda: httpx.get(self.health_url, timeout=2).status_code < 500,
             self.startup_timeout,
-            f"Prefect server on port {self.port} (log: {self.home / 'server.log'})",
+            f"{self.name} (log: {self.log_path})",
             self._process,
         )
 
@@ -98,6 +86,73 @@ class PrefectServer:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGKILL)
             process.wait()
+
+
+class PrefectServer(ChildServer):
+    """`prefect server start` with its own PREFECT_HOME (SQLite)."""
+
+    def __init__(self, home: Path, port: int = 0) -> None:
+        self.home = home
+        self.port = port or free_port()
+        super().__init__(
+            "Prefect server",
+            [
+                sys.executable,
+                "-m",
+                "prefect",
+                "server",
+                "start",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+            ],
+            health_url=f"{self.api_url}/health",
+            log_path=home / "server.log",
+            env={
+                "PREFECT_HOME": str(home),
+                "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+                "PREFECT_API_URL": self.api_url,
+                "PREFECT_UI_API_URL": self.api_url,
+            },
+        )
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/api"
+
+    @property
+    def ui_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+class EmulatorProcess(ChildServer):
+    """The LangSmith emulator in its own process: the benchmarks' choice, so its work
+    does not share a GIL with the flows it serves."""
+
+    def __init__(self, log_dir: Path, port: int = 0) -> None:
+        self.port = port or free_port()
+        self.admin_key = "lsv2_sk_" + secrets.token_hex(16) + "_" + secrets.token_hex(5)
+        self.org_id, self.workspace_id = str(uuid.uuid4()), str(uuid.uuid4())
+        self.url = f"http://127.0.0.1:{self.port}"
+        super().__init__(
+            "LangSmith emulator",
+            [
+                sys.executable,
+                "-m",
+                "tenant_keys.devstack.langsmith_emulator",
+                "--port",
+                str(self.port),
+                "--org-id",
+                self.org_id,
+                "--workspace-id",
+                self.workspace_id,
+            ],
+            health_url=f"{self.url}/api/v1/info",
+            log_path=log_dir / "langsmith-emulator.log",
+            env={"LANGSMITH_EMULATOR_ADMIN_KEY": self.admin_key},  # not on the command line
+        )
+        self.control = EmulatorControl(self.url)
 
 
 class MotoServer:
@@ -132,6 +187,21 @@ class MotoServer:
             self._server.stop()
 
 
+class MotoProcess(ChildServer):
+    """moto's Secrets Manager server in its own process."""
+
+    def __init__(self, log_dir: Path, port: int = 0) -> None:
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        moto = str(Path(sys.executable).with_name("moto_server"))
+        super().__init__(
+            "moto server",
+            [moto, "-H", "127.0.0.1", "-p", str(self.port)],
+            health_url=f"{self.url}/moto-api/",
+            log_path=log_dir / "moto.log",
+        )
+
+
 class LocalStack:
     """All three servers. `with LocalStack() as stack: os.environ.update(stack.env())`."""
 
@@ -140,12 +210,18 @@ class LocalStack:
         state_dir: Path | None = None,
         *,
         with_prefect: bool = True,
-        admin_key: str | None = None,
         prefect_port: int = 0,
+        separate_processes: bool = False,
     ) -> None:
         self.state_dir = state_dir or Path(".devstack")
-        self.langsmith = EmulatorServer(admin_key=admin_key)
-        self.moto = MotoServer()
+        self.langsmith: EmulatorServer | EmulatorProcess
+        self.moto: MotoServer | MotoProcess
+        if separate_processes:
+            self.langsmith = EmulatorProcess(self.state_dir)
+            self.moto = MotoProcess(self.state_dir)
+        else:
+            self.langsmith = EmulatorServer()
+            self.moto = MotoServer()
         self.prefect = (
             PrefectServer(self.state_dir / "prefect", port=prefect_port) if with_prefect else None
         )

@@ -1,0 +1,182 @@
+"""Rotation fan-out benchmark: how close the weekly rotation sits to the rate-limit bound.
+
+Starts the local stack with the LangSmith emulator and moto in processes of their own,
+seeds N tenants, then runs the `rotate-keys` flow through a Prefect server twice:
+
+1. limited: emulated latency and LangSmith's rate limit on; prints wall time, calls per
+   system, 429s and the ratio of wall time to the bound (admin calls / limit);
+2. unlimited: same latency, no rate limit; compares tenants/s with a plain sequential
+   loop (mint -> store -> delete per tenant, no Prefect) on a sample of tenants.
+
+    .venv/bin/python benchmarks/rotation.py --tenants 1000 --latency-ms 50 --limit 2000
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tenant_keys.devstack.stack import LocalStack
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--tenants", type=int, default=1000)
+    parser.add_argument("--latency-ms", type=float, default=50.0)
+    parser.add_argument(
+        "--limit", type=int, default=2000, help="LangSmith calls per minute per key"
+    )
+    parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--sequential-sample", type=int, default=50)
+    parser.add_argument("--skip-unlimited", action="store_true")
+    args = parser.parse_args()
+
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        LocalStack(Path(tmp), separate_processes=True) as stack,
+    ):
+        os.environ.update(stack.env())
+        os.environ["TENANT_KEYS_LANGSMITH_CALLS_PER_MINUTE"] = str(args.limit)
+        os.environ["TENANT_KEYS_MAX_CONCURRENCY"] = str(args.concurrency)
+        os.environ["PREFECT_LOGGING_LEVEL"] = (
+            "WARNING"  # a thousand task logs would be the benchmark
+        )
+
+        print(f"seeding {args.tenants} tenants ...", flush=True)
+        started = time.monotonic()
+        tenants = seed(args.tenants)
+        print(f"  seeded in {time.monotonic() - started:.1f} s")
+
+        ctl = stack.langsmith.control
+        ctl.configure(latency_ms=args.latency_ms, rate_limits={"other": args.limit})
+        limited = run_rotation(stack, "bench-limited")
+        report("limited", limited, args, len(tenants))
+
+        if not args.skip_unlimited:
+            ctl.configure(latency_ms=args.latency_ms, rate_limits=False)
+            os.environ["TENANT_KEYS_LANGSMITH_CALLS_PER_MINUTE"] = "1000000"
+            _reset_services()
+            unlimited = run_rotation(stack, "bench-unlimited")
+            report("unlimited", unlimited, args, len(tenants))
+            sequential = sequential_baseline(tenants[: args.sequential_sample])
+            fanout_rate = len(tenants) / unlimited["wall"]
+            print(
+                f"\nsequential loop (mint -> store -> delete, no Prefect), {len(sequential)} tenants:"
+            )
+            print(
+                f"  {1 / statistics.mean(sequential):.1f} tenants/s "
+                f"(median {statistics.median(sequential) * 1000:.0f} ms per tenant)"
+            )
+            print(
+                f"  fan-out / sequential throughput: {fanout_rate * statistics.mean(sequential):.1f}x "
+                "(goal: >= 4x)"
+            )
+
+
+def _reset_services() -> None:
+    from tenant_keys.services import reset_services
+
+    reset_services()
+
+
+def seed(count: int) -> list[str]:
+    """Onboard `count` tenants with the onboarding steps, without a Prefect task per tenant."""
+    from flows.onboarding import onboard_one
+    from tasks.locks import ensure_tenant_locks
+
+    tenants = [f"bench-{n:05d}" for n in range(count)]
+    with ThreadPoolExecutor(max_workers=32) as pool:
+        results = list(pool.map(onboard_one, tenants))
+    assert all(r.outcome == "created" for r in results)
+    ensure_tenant_locks(tenants)
+    return tenants
+
+
+def run_rotation(stack: LocalStack, rotation_id: str) -> dict[str, Any]:
+    from flows.rotation import rotate_keys
+    from tenant_keys.services import get_services
+
+    sm_calls: Counter[str] = Counter()
+    # Count Secrets Manager calls by operation through botocore's event system.
+    get_services().store._client.meta.events.register(
+        "before-call.secrets-manager", lambda model, **_: sm_calls.update([model.name])
+    )
+    stack.langsmith.control.reset_request_counts()
+    started = time.monotonic()
+    state = rotate_keys("all", rotation_id=rotation_id, return_state=True)
+    wall = time.monotonic() - started
+    counts = stack.langsmith.control.request_counts()
+    return {"wall": wall, "state": state, "langsmith": counts, "secretsmanager": sm_calls}
+
+
+def report(name: str, run: dict[str, Any], args: argparse.Namespace, tenants: int) -> None:
+    counts = run["langsmith"]
+    admin_key_calls = sum(
+        n
+        for route, n in counts["by_route"].items()
+        if route in ("POST /api/v1/api-key", "DELETE /api/v1/api-key/{api_key_id}")
+    )
+    limit_per_s = args.limit / 60.0
+    bound = admin_key_calls / limit_per_s
+    print(
+        f"\n== {name}: {tenants} tenants, latency {args.latency_ms:.0f} ms, "
+        f"limit {args.limit}/min ({'on' if name == 'limited' else 'off'}) =="
+    )
+    print(f"  final state: {run['state'].message}")
+    print(f"  wall time: {run['wall']:.1f} s, {tenants / run['wall']:.1f} tenants/s")
+    print(f"  LangSmith calls: {counts['total']} (admin key: {admin_key_calls}); by route:")
+    for route, n in sorted(counts["by_route"].items()):
+        print(f"    {route}: {n}")
+    print(f"  429s received: {counts['by_status'].get('429', 0)}")
+    sm = run["secretsmanager"]
+    print(
+        f"  Secrets Manager calls: {sum(sm.values())} ({', '.join(f'{k} {v}' for k, v in sorted(sm.items()))})"
+    )
+    if name == "limited":
+        print(
+            f"  rate-limit bound (admin calls / limit): {bound:.1f} s; wall / bound: {run['wall'] / bound:.3f} "
+            "(goal: <= 1.15)"
+        )
+
+
+def sequential_baseline(tenants: list[str]) -> list[float]:
+    """Per-tenant seconds of the plain loop: mint a key, store it as AWSPENDING, delete it."""
+    from tenant_keys.keys import mint_key, record_for
+    from tenant_keys.models import version_token
+    from tenant_keys.services import get_services
+
+    services = get_services()
+    durations = []
+    for tenant_id in tenants:
+        started = time.monotonic()
+        base = services.store.read(tenant_id)
+        created = mint_key(services, tenant_id, "bench-seq")
+        record = record_for(
+            created,
+            project_id=base.project_id,
+            project_name=base.project_name,
+            workspace_id=base.workspace_id,
+            rotation_id="bench-seq",
+        )
+        token = version_token(tenant_id, "bench-seq")
+        services.store.put_pending(tenant_id, record, token=token)
+        services.langsmith.delete_key(created.id)
+        services.store.remove_label(tenant_id, "AWSPENDING", from_version=token)
+        durations.append(time.monotonic() - started)
+    return durations
+
+
+if __name__ == "__main__":
+    main()
