@@ -19,11 +19,11 @@ from pydantic import BaseModel
 
 from tasks.events import emit_tenant_event
 from tasks.locks import ensure_tenant_locks
-from tenant_keys.errors import BadInput, TenantExists
+from tenant_keys.errors import BadInput, TenantExists, TenantNotFound, TenantOffboarded
 from tenant_keys.keys import KeyRef, check_key, mint_key, record_for
 from tenant_keys.langsmith import Project
 from tenant_keys.models import project_name, validate_tenant_id, version_token
-from tenant_keys.secret_store import TAG_BUDGET, TAG_PROJECT
+from tenant_keys.secret_store import TAG_BUDGET, TAG_OFFBOARDING, TAG_PROJECT
 from tenant_keys.services import Services, get_services
 
 ONBOARDING_ROTATION = "onboard"
@@ -179,13 +179,25 @@ def validate_tenants(tenant_ids: list[str]) -> list[str]:
     return tenant_ids
 
 
+def refuse_offboarded(services: Services, tenant_ids: list[str]) -> None:
+    """An offboarded id waits out its secret's recovery window: a clear error, not "exists".
+    Checked here, not trusted to CreateSecret: moto reports that name as existing (AWS refuses it)."""
+    for tenant_id in tenant_ids:
+        try:
+            state = services.store.describe(tenant_id)
+        except TenantNotFound:
+            continue
+        if state.scheduled_for_deletion or TAG_OFFBOARDING in state.tags:
+            raise TenantOffboarded(tenant_id, state.name)
+
+
 @flow(name="onboard-tenants", task_runner=ThreadPoolTaskRunner(max_workers=16), log_prints=False)
 def onboard_tenants(
     tenant_ids: list[str], trace_budget: int | None = None
 ) -> list[OnboardingResult]:
     """Onboard each tenant: its own project, key and secret. Existing tenants are left alone."""
     validate_tenants(tenant_ids)
-    get_services()  # settings errors surface here, before any side effect
+    refuse_offboarded(get_services(), tenant_ids)  # settings errors surface here too
     ensure_tenant_locks(tenant_ids)  # every later flow takes the tenant's lock
     futures = {
         tenant_id: onboard_tenant.submit(tenant_id, trace_budget) for tenant_id in tenant_ids

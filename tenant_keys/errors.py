@@ -37,6 +37,18 @@ class TenantExists(BadInput):
         self.tenant_id = tenant_id
 
 
+class TenantOffboarded(BadInput):
+    """The id belongs to a tenant whose secret is being deleted (or whose offboarding is unfinished)."""
+
+    def __init__(self, tenant_id: str, secret_name: str) -> None:
+        super().__init__(
+            f"tenant {tenant_id!r} was offboarded (secret {secret_name} is scheduled for deletion "
+            "or being offboarded): onboard it again after the recovery window, or run "
+            f"`tenant-keys offboard {tenant_id} --force` first to delete the secret now"
+        )
+        self.tenant_id = tenant_id
+
+
 class CorruptSecret(TenantKeysError):
     """A tenant secret that someone edited into something the tool cannot read."""
 

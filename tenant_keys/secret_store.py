@@ -37,6 +37,8 @@ TAG_TENANT = "tenant-keys:tenant"
 TAG_PROJECT = "tenant-keys:project-id"
 TAG_BUDGET = "tenant-keys:trace-budget"
 TAG_MANAGED_BY = "tenant-keys:managed-by"
+# Set when an offboarding starts: reconcile finishes it, onboarding refuses the id meanwhile.
+TAG_OFFBOARDING = "tenant-keys:offboarding"
 
 
 class SecretState(BaseModel):
@@ -236,6 +238,11 @@ class SecretStore:
         else:
             args["RecoveryWindowInDays"] = recovery_days
         self._write("DeleteSecret", name, **args)
+
+    def restore(self, tenant_id: str) -> None:
+        """Cancel a scheduled deletion (AWS refuses a force delete of a secret scheduled for one)."""
+        name = self.name(tenant_id)
+        self._write("RestoreSecret", name, SecretId=name)
 
     # -- plumbing ----------------------------------------------------------------------------
 

@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     # Seconds between promoting a new key and deleting the old one, so app
     # instances that cache the key catch up (keep it above their cache TTL).
     grace_seconds: Annotated[float, Field(ge=0)] = 0.0
+    # Days an offboarded tenant's secret stays recoverable (AWS allows 7-30); its id can be
+    # onboarded again only after that, or after `tenant-keys offboard --force`.
+    secret_recovery_days: Annotated[int, Field(ge=7, le=30)] = 7
     default_trace_budget: Annotated[int, Field(ge=0)] = 100_000
 
     # How many tenants a fan-out works on at once.
