@@ -1,0 +1,169 @@
+"""The app side on the local stack: per-tenant routing with the real `langsmith` SDK, rotations
+picked up without a restart, and fail-closed behaviour when the store is out of reach."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+import httpx
+import langsmith
+import pytest
+
+from examples.fastapi_app import create_app
+from flows.onboarding import onboard_tenants
+from flows.rotation import rotate_keys
+from tenant_keys.devstack.stack import LocalStack, free_port
+from tenant_keys.models import project_name
+from tenant_keys.runtime import TenantTracing
+from tenant_keys.secret_store import SecretStore
+from tenant_keys.services import get_services
+
+pytestmark = pytest.mark.usefixtures("stack")
+
+
+def _tracing(ttl: float = 60.0) -> TenantTracing:
+    return TenantTracing.from_settings(ttl_seconds=ttl)
+
+
+def _runs(stack: LocalStack, tenant_id: str) -> list:
+    """Root runs in the tenant's project, read with the admin key."""
+    admin = langsmith.Client(api_url=stack.langsmith.url, api_key=stack.langsmith.admin_key)
+    return list(admin.list_runs(project_name=project_name(tenant_id), is_root=True))
+
+
+def _flush(tracing: TenantTracing) -> None:
+    for handle in list(tracing._handles.values()):  # the test reaches in to wait for delivery
+        handle.client.flush()
+
+
+@langsmith.traceable(name="work")
+async def _work(tenant_id: str, n: int) -> str:
+    await asyncio.sleep(0.001 * (n % 5))  # interleave the requests
+    return f"{tenant_id}:{n}"
+
+
+def test_concurrent_async_requests_never_cross_tenants(stack: LocalStack, tenant_id: str) -> None:
+    tenants = [f"{tenant_id}-{n}" for n in range(4)]
+    onboard_tenants(tenants)
+    tracing = _tracing()
+
+    async def request(t: str, n: int) -> None:
+        with tracing.context(t) as handle:
+            assert handle is not None
+            await _work(t, n)
+
+    async def traffic() -> None:
+        await asyncio.gather(*(request(t, n) for n in range(15) for t in tenants))
+
+    asyncio.run(traffic())
+    _flush(tracing)
+    for t in tenants:
+        runs = _runs(stack, t)
+        assert len(runs) == 15, f"{t}: {len(runs)} runs"
+        assert {r.inputs["tenant_id"] for r in runs} == {t}, (
+            "a run landed in another tenant's project"
+        )
+    tracing.close()
+
+
+def test_rotation_is_picked_up_without_a_restart(stack: LocalStack, tenant_id: str) -> None:
+    onboard_tenants([tenant_id])
+    tracing = _tracing(ttl=0.5)
+    first = tracing.handle(tenant_id)
+    assert first is not None
+    assert rotate_keys([tenant_id], rotation_id="r-app", return_state=True).is_completed()
+    time.sleep(0.6)
+    second = tracing.handle(tenant_id)
+    assert second is not None and second.key_id != first.key_id
+    assert second.key_id == get_services().store.read(tenant_id).key_id
+    asyncio.run(_traced_once(tracing, tenant_id))
+    _flush(tracing)
+    assert len(_runs(stack, tenant_id)) == 1
+    tracing.close()
+
+
+async def _traced_once(tracing: TenantTracing, tenant_id: str) -> None:
+    with tracing.context(tenant_id):
+        await _work(tenant_id, 0)
+
+
+def test_a_401_drops_the_cached_key_at_once(stack: LocalStack, tenant_id: str) -> None:
+    onboard_tenants([tenant_id])
+    tracing = _tracing(ttl=3600)  # the TTL alone would keep the dead key for an hour
+    stale = tracing.handle(tenant_id)
+    assert stale is not None
+    rotate_keys([tenant_id], rotation_id="r-401")  # grace 0: the cached key is deleted
+    asyncio.run(_traced_once(tracing, tenant_id))
+    stale.client.flush()  # the batch is refused with 401 on the client's tracing thread
+    deadline = time.monotonic() + 10
+    while tracing._handles.get(tenant_id) is stale and time.monotonic() < deadline:
+        time.sleep(0.1)
+    fresh = tracing.handle(tenant_id)
+    assert fresh is not None and fresh.key_id != stale.key_id
+    tracing.close()
+
+
+def test_store_outage_turns_tracing_off_without_a_fallback_key(
+    stack: LocalStack, tenant_id: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    onboard_tenants([tenant_id])
+    dead_store = SecretStore(
+        prefix=get_services().settings.secret_prefix,
+        region="us-east-1",
+        endpoint_url=f"http://127.0.0.1:{free_port()}",
+    )  # nothing listens there
+    tracing = TenantTracing(dead_store, stack.langsmith.url, warn_interval_seconds=3600)
+    before = stack.langsmith.control.request_counts()["total"]
+
+    with caplog.at_level(logging.WARNING, logger="tenant_keys.runtime"):
+        for n in range(3):
+            with tracing.context(tenant_id) as handle:
+                assert handle is None
+                assert (
+                    asyncio.run(_work(tenant_id, n)) == f"{tenant_id}:{n}"
+                )  # the app's work goes on
+
+    assert stack.langsmith.control.request_counts()["total"] == before, (
+        "nothing may be sent with any key"
+    )
+    warnings = [r for r in caplog.records if "tracing off" in r.getMessage()]
+    assert len(warnings) == 1, "one warning per interval, not one per request"
+
+
+def test_unknown_tenant_is_not_traced(stack: LocalStack) -> None:
+    tracing = _tracing()
+    assert tracing.handle("never-onboarded") is None
+
+
+def test_example_app_across_a_rotation(stack: LocalStack, tenant_id: str) -> None:
+    tenants = [f"{tenant_id}-a", f"{tenant_id}-b"]
+    onboard_tenants(tenants)
+    tracing = _tracing(ttl=0.2)
+    app = create_app(tracing)
+
+    async def traffic(rounds: int) -> list[httpx.Response]:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://app") as client:
+            calls = [
+                client.post("/chat", json={"question": f"q{n}"}, headers={"X-Tenant-Id": t})
+                for n in range(rounds)
+                for t in tenants
+            ]
+            return await asyncio.gather(*calls)
+
+    before = asyncio.run(traffic(5))
+    old_keys = {t: get_services().store.read(t).key_id for t in tenants}
+    rotate_keys(tenants, rotation_id="r-example")
+    time.sleep(0.3)
+    after = asyncio.run(traffic(5))
+    for client in [h.client for h in tracing._handles.values()]:
+        client.flush()
+    time.sleep(0.5)  # retired clients flush on their own threads
+    assert all(r.status_code == 200 and r.json()["traced"] for r in before + after)
+    for t in tenants:
+        assert get_services().store.read(t).key_id != old_keys[t]
+        runs = _runs(stack, t)
+        assert len(runs) == 10 and {r.inputs["tenant_id"] for r in runs} == {t}
+    tracing.close()
