@@ -66,6 +66,7 @@ class ChildServer:
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,  # Ctrl-C in the terminal reaches us, not the server twice
+                preexec_fn=_die_with_parent,
             )
         _wait_until(
             lambda: httpx.get(self.health_url, timeout=2).status_code < 500,
@@ -264,6 +265,16 @@ class LocalStack:
         if self.prefect:
             env["PREFECT_API_URL"] = self.prefect.api_url
         return env
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: on Linux, get SIGTERM when the parent dies, however it dies,
+    so a killed test run or demo never leaves servers behind."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
 def _wait_until(
