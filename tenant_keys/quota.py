@@ -49,8 +49,7 @@ class TenantBudget(BaseModel):
 
     tenant_id: str
     project_id: str | None
-    budget: int
-    budget_from_tag: bool
+    budget: int  # the tag's, or the default when the tag is missing or not a number
     reported: QuotaStatus
 
 
@@ -136,7 +135,6 @@ def load_budgets(store: SecretStore, default_budget: int) -> list[TenantBudget]:
                 tenant_id=tenant_id,
                 project_id=tags.get(TAG_PROJECT) or None,
                 budget=int(raw_budget) if from_tag else default_budget,
-                budget_from_tag=from_tag,
                 reported=reported if reported in ("warning", "exceeded") else "ok",
             )
         )

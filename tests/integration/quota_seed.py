@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 
 import boto3
 import httpx
+from botocore.config import Config
 
 from tenant_keys.models import MANAGED_BY, TenantKeyRecord, project_name, utcnow
 from tenant_keys.secret_store import TAG_BUDGET, TAG_MANAGED_BY, TAG_PROJECT, TAG_TENANT
@@ -60,13 +61,7 @@ def seed_tenants(
 ) -> list[SeededTenant]:
     """Create each tenant's project and secret, then ingest `traces(i)` root runs (each with
     one child run, which must not count) for tenant i."""
-    sm = boto3.client(
-        "secretsmanager",
-        endpoint_url=target.aws_endpoint_url,
-        region_name=target.region,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
+    sm = _secrets_manager(target)
     with httpx.Client(
         base_url=target.langsmith_url,
         headers=target.headers(),
@@ -108,22 +103,28 @@ def ingest_traces(
 
 
 def delete_secrets(target: Target, tenant_ids: list[str]) -> None:
-    sm = boto3.client(
-        "secretsmanager",
-        endpoint_url=target.aws_endpoint_url,
-        region_name=target.region,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
+    sm = _secrets_manager(target)
     with ThreadPoolExecutor(16) as pool:
         list(
             pool.map(
-                lambda t: sm.delete_secret(
+                lambda t: sm.delete_secret(  # type: ignore[attr-defined]
                     SecretId=f"{target.secret_prefix}/{t}", ForceDeleteWithoutRecovery=True
                 ),
                 tenant_ids,
             )
         )
+
+
+def _secrets_manager(target: Target) -> object:
+    return boto3.client(
+        "secretsmanager",
+        endpoint_url=target.aws_endpoint_url,
+        region_name=target.region,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        # moto's server answers an occasional 500 under concurrent writes; a retry succeeds.
+        config=Config(retries={"mode": "standard", "max_attempts": 10}),
+    )
 
 
 def _create_secret(sm: object, target: Target, tenant: SeededTenant, workspace_id: str) -> None:
