@@ -1,0 +1,25 @@
+"""`tenant-keys check-isolation A B`."""
+
+from __future__ import annotations
+
+import typer
+
+from tenant_keys.cli.app import app, console, run
+
+
+@app.command(name="check-isolation")
+def check_isolation(tenant_a: str, tenant_b: str) -> None:
+    """Try each tenant's key on the other's project; exit 1 if either read succeeds."""
+
+    def action() -> None:
+        from rich.markdown import Markdown
+
+        from flows.isolation import check_isolation as check
+        from flows.isolation import render
+
+        report = check(tenant_a, tenant_b)
+        console.print(Markdown(render(report)))
+        if not report.isolated:
+            raise typer.Exit(1)
+
+    run(action)
