@@ -23,7 +23,12 @@ from tenant_keys.services import get_services
 from tests.invariants import current_key_works
 
 ROOT = Path(__file__).resolve().parents[2]
-PG_BIN = Path("/usr/lib/postgresql/15/bin")
+# Debian's layout: /usr/lib/postgresql/<major>/bin; the newest installed major.
+PG_BIN = max(
+    Path("/usr/lib/postgresql").glob("*/bin"),
+    default=Path("/nonexistent"),
+    key=lambda p: int(p.parent.name) if p.parent.name.isdigit() else 0,
+)
 
 pytestmark = pytest.mark.skipif(
     not (PG_BIN / "initdb").exists(),
