@@ -196,6 +196,24 @@ class SecretStore:
             VersionStages=[PENDING],
         )
 
+    def put_version(
+        self, tenant_id: str, record: TenantKeyRecord, *, token: str, stage: str
+    ) -> None:
+        """Store `record` under `token` with the staging label `stage` (moved here if elsewhere).
+
+        Used for an emergency replacement, whose label is then moved to AWSCURRENT with the
+        compare-and-swap of `move_label`. A retry with the same token and value is a no-op.
+        """
+        name = self.name(tenant_id)
+        self._write(
+            "PutSecretValue",
+            name,
+            SecretId=name,
+            ClientRequestToken=token,
+            SecretString=record.to_secret_string(),
+            VersionStages=[stage],
+        )
+
     def move_label(
         self, tenant_id: str, label: str, *, to_version: str, from_version: str | None
     ) -> None:

@@ -65,6 +65,7 @@ def list_tenants() -> None:
     """Tenants with their project, current key id, key age and rotation state."""
 
     def action() -> None:
+        from tenant_keys.revoke import STATUS_NO_KEY, has_no_key
         from tenant_keys.secret_store import PENDING, RETIRE_PENDING, TAG_BUDGET
         from tenant_keys.services import get_services
 
@@ -74,6 +75,7 @@ def list_tenants() -> None:
             state = store.describe(tenant_id)
             record = store.read(tenant_id)
             flags = [label for label in (PENDING, RETIRE_PENDING) if state.version_with(label)]
+            flags += [STATUS_NO_KEY] if has_no_key(state, record.key_id) else []
             age = utcnow() - record.issued_at
             table.add_row(
                 tenant_id,
