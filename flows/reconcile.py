@@ -19,7 +19,7 @@ A dead AWSCURRENT (drift) is also logged as a warning: someone deleted a key beh
 from __future__ import annotations
 
 import os
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Literal
 
 from prefect import flow, get_run_logger, task
@@ -61,6 +61,10 @@ Outcome = Literal["planned", "done", "already-done", "waiting", "failed", "needs
 DEFAULT_EXPIRING_WITHIN_DAYS = 7.0
 # Older than any onboarding in flight (mint → store takes about a second), younger than an hour.
 DEFAULT_ORPHAN_MIN_AGE_SECONDS = 600.0
+# A key still waiting to be retired a day after its rotation means retires keep failing: the
+# survey emits this event for each such tenant (an automation notifies; docs/automations.md).
+RETIRE_OVERDUE_EVENT = "tenant-keys.retire.overdue"
+RETIRE_OVERDUE_AFTER = timedelta(days=1)
 
 
 class RepairRow(BaseModel):
@@ -253,6 +257,7 @@ def reconcile(
     snapshots = snapshot_tenants(
         services.store, tenant_ids, workers=services.settings.max_concurrency
     )
+    report_overdue_retires(snapshots, now)
     live = liveness_from_list(keys, now)
     repairs = plan(snapshots, keys, live, now=now, policy=policy, rotation_id=rotation_id)
 
@@ -266,6 +271,25 @@ def reconcile(
     ensure_tenant_locks([t for t in to_fix if status[t] in ("active", "offboarding")])
     rows += _fan_out(to_fix, keys, policy, rotation_id)
     return _finish(rows, applied=True, rotation_id=rotation_id, surveyed=len(snapshots))
+
+
+def report_overdue_retires(snapshots: list[TenantSnapshot], now: datetime) -> None:
+    """An event per tenant whose RETIRE_PENDING key has waited longer than RETIRE_OVERDUE_AFTER.
+    The wait counts from the current key's issue: the rotation that minted it is the one that
+    set the old key aside (Secrets Manager keeps no date for a label move)."""
+    for snapshot in snapshots:
+        old, current = snapshot.retire_pending, snapshot.current
+        if old is None or current is None:
+            continue
+        waiting = now - current.issued_at
+        if waiting > RETIRE_OVERDUE_AFTER:
+            emit_tenant_event(
+                RETIRE_OVERDUE_EVENT,
+                snapshot.tenant_id,
+                key_id=old.key_id,
+                rotation_id=current.rotation_id,
+                waiting_hours=round(waiting.total_seconds() / 3600, 1),
+            )
 
 
 def _validated(tenants: list[str]) -> list[str]:

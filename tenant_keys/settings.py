@@ -52,6 +52,10 @@ class Settings(BaseSettings):
     # How many tenants a fan-out works on at once.
     max_concurrency: Annotated[int, Field(ge=1, le=512)] = 64
 
+    # Where the automations (`tenant-keys automations`) send notifications: a Slack incoming
+    # webhook or any URL that takes a JSON POST. A secret: such URLs carry their own token.
+    notify_webhook_url: SecretStr | None = None
+
     @property
     def tenant_secret_prefix(self) -> str:
         return self.secret_prefix.rstrip("/") + "/"
