@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean
+.PHONY: demo up test lint bench clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -13,6 +13,9 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP)  ## start the local stack, onboard and rotate tenants through Prefect
 	$(VENV)/bin/tenant-keys demo
+
+up: $(STAMP)  ## local stack + every prefect.yaml deployment on a local worker, until Ctrl-C
+	$(VENV)/bin/tenant-keys up
 
 test: $(STAMP)  ## lint, then every test (starts its own local stack)
 	$(VENV)/bin/ruff check .

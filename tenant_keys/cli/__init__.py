@@ -9,6 +9,7 @@ from tenant_keys.cli import (  # noqa: F401  (registration)
     reconcile,
     revoke,
     rotate,
+    up,
 )
 from tenant_keys.cli.app import app
 

@@ -14,6 +14,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+from tenant_keys.devstack.stack import _die_with_parent
 from tenant_keys.errors import ConfigError
 
 POOL = "tenant-keys"
@@ -71,6 +72,7 @@ def process_worker(env: dict[str, str], log_path: Path) -> Iterator[subprocess.P
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
+            preexec_fn=_die_with_parent,  # never left polling if `up` is killed
         )
     try:
         yield worker
