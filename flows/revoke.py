@@ -1,6 +1,7 @@
 """Emergency revoke: a leaked tenant key is dead within seconds, with an incident record.
 
-Per tenant, under the tenant's lock (the same one rotation takes):
+Per tenant, under the tenant's lock (the same one rotation takes; the flow body takes it
+before the task run starts, see docs/revoke.md, "Time to revoke"):
 plan the suspect keys → delete them at LangSmith (hard, fast retries) →
 prove them rejected → drop labels that point at dead keys → mint and store a
 replacement as AWSCURRENT → verify it. Security before availability: nothing
@@ -88,9 +89,9 @@ class RevokeOutcome(BaseModel):
     verified_at: datetime | None = None
 
 
-def revoke_one(request: RevokeRequest) -> RevokeOutcome:
-    """The protocol for one tenant, under its lock. Failures become the outcome, never a leak:
-    the caller records the incident whatever happened."""
+def revoke_one(request: RevokeRequest, lock_acquired_at: datetime) -> RevokeOutcome:
+    """The protocol for one tenant; the caller holds the tenant's lock. Failures become the
+    outcome, never a leak: the caller records the incident whatever happened."""
     services = get_services()
     tenant_id = request.tenant_id
     outcome = RevokeOutcome(
@@ -98,42 +99,41 @@ def revoke_one(request: RevokeRequest) -> RevokeOutcome:
         incident_id=request.incident_id,
         scope=request.scope,
         outcome="not-revoked",
+        lock_acquired_at=lock_acquired_at,
     )
     try:
-        with tenant_lock(tenant_id):
-            outcome.lock_acquired_at = utcnow()
-            state = services.store.describe(tenant_id)
-            holdings = secret_holdings(services, tenant_id, state)
-            targets = plan_targets(services, request, holdings)
-            short_keys = {k.id: k.short_key for k in services.langsmith.list_keys()}
-            for key_id in targets:
-                deleted = delete_hard(services.langsmith, tenant_id, key_id)
-                held = holdings.get(key_id)
-                outcome.revoked.append(
-                    RevokedKey(
-                        key_id=key_id,
-                        short_key=short_keys.get(key_id),
-                        labels=held.labels if held else [],
-                        deleted=deleted,
-                    )
+        state = services.store.describe(tenant_id)
+        holdings = secret_holdings(services, tenant_id, state)
+        targets = plan_targets(services, request, holdings)
+        short_keys = {k.id: k.short_key for k in services.langsmith.list_keys()}
+        for key_id in targets:
+            deleted = delete_hard(services.langsmith, tenant_id, key_id)
+            held = holdings.get(key_id)
+            outcome.revoked.append(
+                RevokedKey(
+                    key_id=key_id,
+                    short_key=short_keys.get(key_id),
+                    labels=held.labels if held else [],
+                    deleted=deleted,
                 )
-            confirm_rejected(services, tenant_id, targets, holdings)
-            outcome.rejected_at = utcnow()
-            outcome.outcome = "revoked-no-key"  # from here on, the suspects are dead
+            )
+        confirm_rejected(services, tenant_id, targets, holdings)
+        outcome.rejected_at = utcnow()
+        outcome.outcome = "revoked-no-key"  # from here on, the suspects are dead
 
-            try:
-                drop_dead_labels(services, tenant_id, targets, holdings)
-                if current_holding(holdings).key_id in targets:
-                    key_id, short_key = store_replacement(services, tenant_id, request.incident_id)
-                    outcome.replaced_at = utcnow()
-                    outcome.replacement_key_id, outcome.replacement_short_key = key_id, short_key
-                verify_replacement(services, tenant_id)
-            except Exception as exc:
-                _mark_if_no_key(tenant_id)
-                raise ReplacementFailed(tenant_id, _why(exc)) from exc
-            outcome.verified_at = utcnow()
-            clear_no_key(services, tenant_id, state)
-            outcome.outcome = "revoked"
+        try:
+            drop_dead_labels(services, tenant_id, targets, holdings)
+            if current_holding(holdings).key_id in targets:
+                key_id, short_key = store_replacement(services, tenant_id, request.incident_id)
+                outcome.replaced_at = utcnow()
+                outcome.replacement_key_id, outcome.replacement_short_key = key_id, short_key
+            verify_replacement(services, tenant_id)
+        except Exception as exc:
+            _mark_if_no_key(tenant_id)
+            raise ReplacementFailed(tenant_id, _why(exc)) from exc
+        outcome.verified_at = utcnow()
+        clear_no_key(services, tenant_id, state)
+        outcome.outcome = "revoked"
     except Exception as exc:
         if any(k.deleted for k in outcome.revoked) and outcome.outcome == "not-revoked":
             _mark_if_no_key(tenant_id)  # a later suspect survived, but the current key may be dead
@@ -166,8 +166,8 @@ def _why(exc: Exception) -> str:
     cache_policy=NO_CACHE,
     persist_result=False,
 )
-def revoke_tenant(request: RevokeRequest) -> RevokeOutcome:
-    outcome = revoke_one(request)
+def revoke_tenant(request: RevokeRequest, lock_acquired_at: datetime) -> RevokeOutcome:
+    outcome = revoke_one(request, lock_acquired_at)
     get_run_logger().info(
         "tenant=%s incident=%s outcome=%s revoked=%s replacement=%s",
         outcome.tenant_id,
@@ -206,7 +206,20 @@ def emergency_revoke(
     request = resolve_request(services, tenant_id, chosen, (key_id or "").strip(), incident)
     ensure_tenant_locks([tenant_id])
 
-    outcome = revoke_tenant(request)
+    try:
+        # Taken here, before the task run exists: on a SQLite server the acquire collided with
+        # the server recording the new task run (a 503, then Prefect's client waits 2 s).
+        with tenant_lock(tenant_id):
+            outcome = revoke_tenant(request, utcnow())
+    except Exception as exc:  # the lock itself: missing, or not free within its wait
+        error = redact(f"{type(exc).__name__}: {exc}".splitlines()[0])
+        outcome = RevokeOutcome(
+            tenant_id=tenant_id,
+            incident_id=incident,
+            scope=chosen,
+            outcome="not-revoked",
+            error=f"tenant lock not acquired ({error})",
+        )
 
     details = IncidentDetails(
         reason=redact(reason.strip()) or "(no reason given)",
@@ -258,6 +271,7 @@ def record_incident(outcome: RevokeOutcome, details: IncidentDetails) -> None:
         "reported_by": details.reported_by,
         "trigger": details.trigger,
         "seconds_to_rejected": seconds_to_rejected(outcome, details),
+        "timeline": {step: since for step, _, since in _timeline(outcome, details)},
     }
     if outcome.rejected_at is not None:
         emit_tenant_event(REVOKED_EVENT, outcome.tenant_id, **payload)
@@ -300,18 +314,28 @@ def incident_markdown(outcome: RevokeOutcome, details: IncidentDetails) -> str:
     if not outcome.revoked:
         lines.append("| - | - | - | - |")
     lines += ["", "## Timeline (UTC)", "", "| step | at | seconds since report |", "|---|---|---|"]
-    for step, at in [
+    for step, at, since in _timeline(outcome, details):
+        lines.append(f"| {step} | {at.isoformat(timespec='milliseconds')} | {since:.3f} |")
+    return "\n".join(lines) + "\n"
+
+
+def _timeline(
+    outcome: RevokeOutcome, details: IncidentDetails
+) -> list[tuple[str, datetime, float]]:
+    """(step, time, seconds since the report) of each step the revoke reached."""
+    steps = [
         ("reported", details.reported_at),
         ("flow run started", details.started_at),
         ("tenant lock acquired", outcome.lock_acquired_at),
         ("keys rejected (401)", outcome.rejected_at),
         ("replacement stored", outcome.replaced_at),
         ("replacement verified", outcome.verified_at),
-    ]:
-        if at is not None:
-            since = (at - details.reported_at).total_seconds()
-            lines.append(f"| {step} | {at.isoformat(timespec='milliseconds')} | {since:.3f} |")
-    return "\n".join(lines) + "\n"
+    ]
+    return [
+        (step, at, round((at - details.reported_at).total_seconds(), 3))
+        for step, at in steps
+        if at is not None
+    ]
 
 
 def _cell(text: str) -> str:
@@ -367,7 +391,18 @@ def serve_revoke(poll_seconds: float = SERVE_POLL_SECONDS) -> None:
     serve(deployment, query_seconds=poll_seconds, print_starting_message=False)
 
 
+def main(argv: list[str]) -> None:
+    """`python -m flows.revoke serve [--poll SECONDS]`"""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m flows.revoke")
+    parser.add_argument("command", choices=["serve"])
+    parser.add_argument(
+        "--poll", type=float, default=SERVE_POLL_SECONDS, help="runner poll interval (s)"
+    )
+    args = parser.parse_args(argv)
+    serve_revoke(args.poll)
+
+
 if __name__ == "__main__":
-    if sys.argv[1:] != ["serve"]:
-        sys.exit("usage: python -m flows.revoke serve")
-    serve_revoke()
+    main(sys.argv[1:])

@@ -88,3 +88,13 @@ def deployment_ready(name: str = "emergency-revoke/emergency-revoke") -> bool:
             return False
         automations = client.read_automations_by_name("key-compromised")
         return bool(deployment and automations)
+
+
+def revoke_runs_finished(tenant_id: str) -> bool:
+    """Every emergency-revoke run for the tenant reached a final state."""
+    from prefect.client.schemas.filters import FlowRunFilter
+
+    with get_client(sync_client=True) as client:
+        runs = client.read_flow_runs(flow_run_filter=FlowRunFilter(), limit=200)
+    mine = [r for r in runs if str(r.parameters.get("tenant", "")).endswith(tenant_id)]
+    return bool(mine) and all(r.state is not None and r.state.is_final() for r in mine)

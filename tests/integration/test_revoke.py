@@ -33,6 +33,7 @@ from tests.integration.revoke_helpers import (
     REPO,
     deployment_ready,
     incident_artifacts,
+    revoke_runs_finished,
     served_revoke_deployment,
     tenant_events,
     wait_for,
@@ -386,6 +387,7 @@ def test_a_real_event_triggers_the_served_deployment(
             "the replacement",
         )
         [incident] = wait_for(lambda: incident_artifacts(tenant_id), 30, "the incident artifact")
+        wait_for(lambda: revoke_runs_finished(tenant_id), 30, "the flow run to finish")
     assert old_id in incident and "scanner hit" in incident and "ghas" in incident
     assert f"event {COMPROMISED_EVENT}" in incident
     [event] = wait_for(lambda: tenant_events(REVOKED_EVENT, tenant_id), 30, "the revoked event")
