@@ -62,6 +62,8 @@ def stored_plaintext_keys(stack: LocalStack) -> set[str]:
     keys = set()
     for page in sm.get_paginator("list_secrets").paginate(IncludePlannedDeletion=True):
         for secret in page["SecretList"]:
+            if "DeletedDate" in secret:
+                continue  # offboarded: its values cannot be read back (and its keys are revoked)
             versions = sm.list_secret_version_ids(SecretId=secret["ARN"], IncludeDeprecated=True)[
                 "Versions"
             ]

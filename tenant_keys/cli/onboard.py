@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from tenant_keys.cli.app import app, console, run
-from tenant_keys.errors import BadInput
+from tenant_keys.errors import BadInput, TenantKeysError
 from tenant_keys.models import utcnow
 
 
@@ -72,8 +72,24 @@ def list_tenants() -> None:
         store = get_services().store
         table = Table("tenant", "project", "key id", "key age", "state", "budget")
         for tenant_id in sorted(store.iter_tenants()):
-            state = store.describe(tenant_id)
-            record = store.read(tenant_id)
+            try:
+                state = store.describe(tenant_id)
+                if state.scheduled_for_deletion:
+                    table.add_row(
+                        tenant_id, "", "", "", "offboarded (secret scheduled for deletion)", ""
+                    )
+                    continue
+                record = store.read(tenant_id)
+            except TenantKeysError as exc:  # one broken tenant must not hide the others
+                table.add_row(
+                    tenant_id,
+                    "",
+                    "",
+                    "",
+                    f"[red]{type(exc).__name__}[/red]: see `tenant-keys reconcile`",
+                    "",
+                )
+                continue
             flags = [label for label in (PENDING, RETIRE_PENDING) if state.version_with(label)]
             flags += [STATUS_NO_KEY] if has_no_key(state, record.key_id) else []
             age = utcnow() - record.issued_at

@@ -122,3 +122,24 @@ def test_verification_failure_deletes_key_and_secret(stack: LocalStack, tenant_i
         method="GET", route="/api/v1/sessions", action="status", status=401, count=5, skip=1
     )  # skip=1: the project lookup before minting
     _fault_leaves_nothing(stack, tenant_id)
+
+
+def test_list_shows_every_tenant_even_when_one_secret_is_corrupt(
+    stack: LocalStack, tenant_id: str
+) -> None:
+    import boto3
+    from typer.testing import CliRunner
+
+    from tenant_keys.cli import app
+
+    good, bad = f"{tenant_id}-good", f"{tenant_id}-bad"
+    onboard_tenants([good, bad])
+    sm = boto3.client("secretsmanager", endpoint_url=stack.moto.url, region_name="us-east-1")
+    sm.put_secret_value(SecretId=get_services().store.name(bad), SecretString="{edited by hand")
+
+    result = CliRunner().invoke(app, ["list"], env={"COLUMNS": "250"})
+
+    assert result.exit_code == 0, result.output
+    lines = {t: next(line for line in result.output.splitlines() if t in line) for t in (good, bad)}
+    assert "ok" in lines[good] and get_services().store.read(good).key_id in lines[good]
+    assert "CorruptSecret" in lines[bad]
