@@ -12,9 +12,9 @@ from datetime import timedelta
 
 from pydantic import BaseModel, ConfigDict
 
-from tenant_keys.errors import KeyTestFailed
+from tenant_keys.errors import KeyTestFailed, SecretStoreError
 from tenant_keys.langsmith import CreatedApiKey, LangSmithAdmin, LangSmithError
-from tenant_keys.models import TenantKeyRecord, key_description, utcnow
+from tenant_keys.models import TenantKeyRecord, key_description, utcnow, version_token
 from tenant_keys.services import Services
 
 log = logging.getLogger(__name__)
@@ -61,6 +61,57 @@ def delete_keys_described(langsmith: LangSmithAdmin, description: str) -> list[s
     for key_id in deleted:
         langsmith.delete_key(key_id)
     return deleted
+
+
+def rotation_tokens(tenant_id: str, rotation_id: str, count: int = 10) -> list[str]:
+    """The ClientRequestTokens a rotation may use, in order. A token whose version was rolled
+    back cannot carry a new value (AWS refuses it), so a retried rotation moves to the next."""
+    return [
+        version_token(tenant_id, rotation_id if n == 0 else f"{rotation_id}#{n}")
+        for n in range(count)
+    ]
+
+
+def mint_and_store(
+    services: Services, tenant_id: str, rotation_id: str, *, base: TenantKeyRecord, stage: str
+) -> KeyRef:
+    """Mint a key for `rotation_id` and store it at once under the label `stage`, in the first
+    of the rotation's tokens no earlier attempt used; the key serves `base`'s project.
+
+    A failed store deletes the key just minted: no key outlives a failed store.
+    """
+    store = services.store
+    created = mint_key(services, tenant_id, rotation_id)
+    record = record_for(
+        created,
+        project_id=base.project_id,
+        project_name=base.project_name,
+        workspace_id=base.workspace_id,
+        rotation_id=rotation_id,
+    )
+    try:
+        for token in rotation_tokens(tenant_id, rotation_id):
+            try:
+                store.put_version(tenant_id, record, token=token, stage=stage)
+            except SecretStoreError as exc:
+                if exc.code == "ResourceExistsException":
+                    continue  # an earlier, rolled-back attempt of this rotation used that token
+                raise
+            return KeyRef(
+                tenant_id=tenant_id,
+                key_id=created.id,
+                short_key=created.short_key,
+                version_id=token,
+            )
+        raise SecretStoreError(
+            "PutSecretValue",
+            store.name(tenant_id),
+            "TooManyAttempts",
+            "start a new rotation (omit --rotation-id)",
+        )
+    except BaseException:
+        services.langsmith.delete_key(created.id)
+        raise
 
 
 def record_for(

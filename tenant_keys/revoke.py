@@ -31,15 +31,14 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from tenant_keys.errors import BadInput, CorruptSecret, SecretStoreError, TenantKeysError
-from tenant_keys.keys import check_key, delete_keys_described, mint_key, record_for
+from tenant_keys.errors import BadInput, CorruptSecret, TenantKeysError
+from tenant_keys.keys import check_key, delete_keys_described, mint_and_store
 from tenant_keys.langsmith import LangSmithAdmin, LangSmithError
 from tenant_keys.models import (
     TenantKeyRecord,
     key_description,
     parse_key_description,
     validate_tenant_id,
-    version_token,
 )
 from tenant_keys.secret_store import CURRENT, PENDING, RETIRE_PENDING, SecretState
 from tenant_keys.services import Services
@@ -61,7 +60,6 @@ STATUS_ACTIVE = "active"
 # (each attempt is the client's own retry ladder of up to 5 calls), then give up loudly.
 DELETE_DEADLINE_SECONDS = 60.0
 _DELETE_PAUSE_SECONDS = 0.2
-_MAX_TOKENS_PER_INCIDENT = 5
 # The label a replacement version carries between its write and its promotion to AWSCURRENT.
 REPLACEMENT = "REVOKE_REPLACEMENT"
 _INCIDENT_NAMESPACE = uuid.UUID("0d8f6c1e-7a2b-5c4d-9e3f-2b1a0c9d8e7f")
@@ -323,32 +321,16 @@ def store_replacement(services: Services, tenant_id: str, incident_id: str) -> t
     if base.rotation_id == rotation_id:
         return base.key_id, ""  # stored by an earlier run of this incident
     delete_keys_described(langsmith, key_description(tenant_id, rotation_id))
-    created = mint_key(services, tenant_id, rotation_id)
-    record = record_for(
-        created,
-        project_id=base.project_id,
-        project_name=base.project_name,
-        workspace_id=base.workspace_id,
-        rotation_id=rotation_id,
-    )
+    stored = mint_and_store(services, tenant_id, rotation_id, base=base, stage=REPLACEMENT)
     try:
-        for n in range(_MAX_TOKENS_PER_INCIDENT):
-            token = version_token(tenant_id, rotation_id if n == 0 else f"{rotation_id}#{n}")
-            try:
-                store.put_version(tenant_id, record, token=token, stage=REPLACEMENT)
-            except SecretStoreError as exc:
-                if exc.code == "ResourceExistsException":
-                    continue  # an interrupted earlier run used that token with another key
-                raise
-            store.move_label(tenant_id, CURRENT, to_version=token, from_version=current_version)
-            store.remove_label(tenant_id, REPLACEMENT, from_version=token)
-            return created.id, created.short_key
-        raise SecretStoreError(
-            "PutSecretValue", store.name(tenant_id), "TooManyAttempts", "start a new revoke"
+        store.move_label(
+            tenant_id, CURRENT, to_version=stored.version_id, from_version=current_version
         )
+        store.remove_label(tenant_id, REPLACEMENT, from_version=stored.version_id)
     except BaseException:
-        langsmith.delete_key(created.id)
+        langsmith.delete_key(stored.key_id)
         raise
+    return stored.key_id, stored.short_key
 
 
 def verify_replacement(services: Services, tenant_id: str) -> None:

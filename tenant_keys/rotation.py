@@ -14,14 +14,10 @@ from datetime import timedelta
 from pydantic import BaseModel, ConfigDict
 
 from tenant_keys.errors import SecretStoreError
-from tenant_keys.keys import check_key, mint_key, record_for
-from tenant_keys.models import utcnow, version_token
+from tenant_keys.keys import check_key, mint_and_store, rotation_tokens
+from tenant_keys.models import utcnow
 from tenant_keys.secret_store import CURRENT, PENDING, PREVIOUS, RETIRE_PENDING, SecretState
 from tenant_keys.services import Services
-
-# A token whose version was rolled back cannot carry a new value (AWS refuses
-# it), so a retried rotation id moves on to the next derived token.
-_MAX_TOKENS_PER_ROTATION = 10
 
 
 class PendingKey(BaseModel):
@@ -63,42 +59,16 @@ def create_pending_key(
             services, tenant_id, PendingKey(token=pending, key_id=record.key_id, resumed=True)
         )
 
-    tokens = [
-        version_token(tenant_id, rotation_id if n == 0 else f"{rotation_id}#{n}")
-        for n in range(_MAX_TOKENS_PER_ROTATION)
-    ]
+    tokens = rotation_tokens(tenant_id, rotation_id)
     if any(token in state.versions and token != pending for token in tokens):
         return None  # this rotation's version already carries a label: it was promoted before
 
     base = store.read(tenant_id)  # the project the new key serves is the current one's
-    created = mint_key(services, tenant_id, rotation_id)
-    record = record_for(
-        created,
-        project_id=base.project_id,
-        project_name=base.project_name,
-        workspace_id=base.workspace_id,
-        rotation_id=rotation_id,
+    stored = mint_and_store(services, tenant_id, rotation_id, base=base, stage=PENDING)
+    assert stored.version_id is not None
+    return PendingKey(
+        token=stored.version_id, key_id=stored.key_id, resumed=False, replaces_key_id=base.key_id
     )
-    try:
-        for token in tokens:
-            try:
-                store.put_pending(tenant_id, record, token=token)
-            except SecretStoreError as exc:
-                if exc.code == "ResourceExistsException":
-                    continue  # a rolled-back attempt of this rotation used that token
-                raise
-            return PendingKey(
-                token=token, key_id=created.id, resumed=False, replaces_key_id=base.key_id
-            )
-        raise SecretStoreError(
-            "PutSecretValue",
-            store.name(tenant_id),
-            "TooManyAttempts",
-            "start a new rotation (omit --rotation-id)",
-        )
-    except BaseException:
-        langsmith.delete_key(created.id)
-        raise
 
 
 def test_pending_key(services: Services, tenant_id: str, pending: PendingKey) -> None:

@@ -185,16 +185,8 @@ class SecretStore:
         return str(raw["VersionId"])
 
     def put_pending(self, tenant_id: str, record: TenantKeyRecord, *, token: str) -> None:
-        """Store `record` as AWSPENDING under `token` (a second call with the same token and value is a no-op)."""
-        name = self.name(tenant_id)
-        self._write(
-            "PutSecretValue",
-            name,
-            SecretId=name,
-            ClientRequestToken=token,
-            SecretString=record.to_secret_string(),
-            VersionStages=[PENDING],
-        )
+        """Store `record` as AWSPENDING under `token` (a retry with the same value is a no-op)."""
+        self.put_version(tenant_id, record, token=token, stage=PENDING)
 
     def put_version(
         self, tenant_id: str, record: TenantKeyRecord, *, token: str, stage: str

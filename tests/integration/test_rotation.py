@@ -144,7 +144,7 @@ def test_store_error_while_storing_pending_deletes_the_new_key(
     def refuse(self: SecretStore, tenant: str, *args: object, **kwargs: object) -> None:
         raise SecretStoreError("PutSecretValue", self.name(tenant), "InternalServiceError")
 
-    monkeypatch.setattr(SecretStore, "put_pending", refuse)
+    monkeypatch.setattr(SecretStore, "put_version", refuse)
     state = rotate_keys([tenant_id], rotation_id="r-storefail", return_state=True)
 
     assert state.is_failed()
