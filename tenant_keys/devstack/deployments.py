@@ -8,13 +8,11 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
-from tenant_keys.devstack.stack import _die_with_parent
+from tenant_keys.devstack.stack import child_process
 from tenant_keys.errors import ConfigError
 
 POOL = "tenant-keys"
@@ -59,32 +57,17 @@ def worker_env(env: dict[str, str]) -> dict[str, str]:
     }
 
 
-@contextlib.contextmanager
-def process_worker(env: dict[str, str], log_path: Path) -> Iterator[subprocess.Popen[bytes]]:
-    """`prefect worker start --pool tenant-keys` as a child process group, stopped on exit."""
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with log_path.open("ab") as log:
-        worker = subprocess.Popen(
-            _prefect("worker", "start", "--pool", POOL, "--type", "process"),
-            cwd=repo_root(),
-            env={**os.environ, **worker_env(env)},
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-            preexec_fn=_die_with_parent,  # never left polling if `up` is killed
-        )
-    try:
-        yield worker
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(worker.pid, signal.SIGTERM)
-        try:
-            worker.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(worker.pid, signal.SIGKILL)
-            worker.wait()
+def process_worker(
+    env: dict[str, str], log_path: Path
+) -> contextlib.AbstractContextManager[subprocess.Popen[bytes]]:
+    """`prefect worker start --pool tenant-keys` as a child process, stopped on exit (and never
+    left polling if `up` is killed)."""
+    return child_process(
+        _prefect("worker", "start", "--pool", POOL, "--type", "process"),
+        log_path=log_path,
+        env=worker_env(env),
+        cwd=repo_root(),
+    )
 
 
 def _check(command: list[str], env: dict[str, str]) -> str:

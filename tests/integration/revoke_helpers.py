@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import contextlib
-import os
-import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 from prefect.events.filters import EventFilter, EventNameFilter, EventResourceFilter
+
+from tenant_keys.devstack.stack import child_process
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -53,30 +53,13 @@ def tenant_events(event: str, tenant_id: str) -> list[dict[str, Any]]:
     return [dict(e.payload) for e in page.events]
 
 
-@contextlib.contextmanager
-def served_revoke_deployment(log_path: Path) -> Iterator[subprocess.Popen[bytes]]:
+def served_revoke_deployment(
+    log_path: Path,
+) -> contextlib.AbstractContextManager[subprocess.Popen[bytes]]:
     """`python -m flows.revoke serve` as a child process, stopped (its group) on exit."""
-    with log_path.open("ab") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "flows.revoke", "serve"],
-            cwd=REPO,
-            env=dict(os.environ),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-    try:
-        yield process
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+    return child_process(
+        [sys.executable, "-m", "flows.revoke", "serve"], log_path=log_path, cwd=REPO
+    )
 
 
 def deployment_ready(name: str = "emergency-revoke/emergency-revoke") -> bool:
