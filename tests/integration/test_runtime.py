@@ -13,6 +13,7 @@ import pytest
 
 from examples.fastapi_app import create_app
 from flows.onboarding import onboard_tenants
+from flows.revoke import emergency_revoke
 from flows.rotation import rotate_keys
 from tenant_keys.devstack.stack import LocalStack, free_port
 from tenant_keys.models import project_name
@@ -137,7 +138,7 @@ def test_unknown_tenant_is_not_traced(stack: LocalStack) -> None:
     assert tracing.handle("never-onboarded") is None
 
 
-def test_example_app_across_a_rotation(stack: LocalStack, tenant_id: str) -> None:
+def test_example_app_across_a_rotation_and_a_revoke(stack: LocalStack, tenant_id: str) -> None:
     tenants = [f"{tenant_id}-a", f"{tenant_id}-b"]
     onboard_tenants(tenants)
     tracing = _tracing(ttl=0.2)
@@ -153,17 +154,28 @@ def test_example_app_across_a_rotation(stack: LocalStack, tenant_id: str) -> Non
             ]
             return await asyncio.gather(*calls)
 
-    before = asyncio.run(traffic(5))
+    def flush_all() -> None:
+        for handle in list(tracing._handles.values()):
+            handle.client.flush()
+
+    responses = asyncio.run(traffic(5))
+    flush_all()
     old_keys = {t: get_services().store.read(t).key_id for t in tenants}
-    rotate_keys(tenants, rotation_id="r-example")
+    assert rotate_keys(tenants, rotation_id="r-example", return_state=True).is_completed()
+    time.sleep(0.3)  # past the cache TTL
+    responses += asyncio.run(traffic(5))
+    flush_all()
+    assert emergency_revoke(tenants[0], reason="example app test", return_state=True).is_completed()
     time.sleep(0.3)
-    after = asyncio.run(traffic(5))
-    for client in [h.client for h in tracing._handles.values()]:
-        client.flush()
+    responses += asyncio.run(traffic(5))
+    flush_all()
     time.sleep(0.5)  # retired clients flush on their own threads
-    assert all(r.status_code == 200 and r.json()["traced"] for r in before + after)
+
+    assert all(r.status_code == 200 and r.json()["traced"] for r in responses), (
+        "no request may fail"
+    )
     for t in tenants:
         assert get_services().store.read(t).key_id != old_keys[t]
         runs = _runs(stack, t)
-        assert len(runs) == 10 and {r.inputs["tenant_id"] for r in runs} == {t}
+        assert len(runs) == 15 and {r.inputs["tenant_id"] for r in runs} == {t}
     tracing.close()
