@@ -7,6 +7,7 @@ from typing import Annotated, Any
 import typer
 
 from tenant_keys.cli.app import app, print_state, run
+from tenant_keys.cli.progress import with_progress
 from tenant_keys.errors import BadInput
 from tenant_keys.models import validate_tenant_id
 
@@ -28,8 +29,13 @@ def rotate(
         if bool(tenants) == all_tenants:
             raise BadInput("name tenants or pass --all (not both)")
         target: Any = "all" if all_tenants else [validate_tenant_id(t) for t in tenants or []]
-        print_state(
-            rotate_keys(target, rotation_id=rotation_id, dry_run=dry_run, return_state=True)
-        )
+
+        def call() -> Any:
+            return rotate_keys(target, rotation_id=rotation_id, dry_run=dry_run, return_state=True)
+
+        if dry_run or (target != "all" and len(target) == 1):
+            print_state(call())
+        else:
+            print_state(with_progress(call, artifact_key="rotation-progress", label="rotating"))
 
     run(action)

@@ -229,3 +229,21 @@ def test_dry_run_changes_nothing(stack: LocalStack, tenant_id: str) -> None:
     assert get_services().store.read(tenant_id).key_id == key
     assert stack.langsmith.control.request_counts()["total"] == before
     assert CURRENT in _labels(tenant_id)
+
+
+def test_cli_rotates_several_tenants_with_a_progress_bar(stack: LocalStack, tenant_id: str) -> None:
+    from typer.testing import CliRunner
+
+    from tenant_keys.cli import app
+
+    ids = [f"{tenant_id}-{n}" for n in range(3)]
+    onboard_tenants(ids)
+    before = {t: get_services().store.read(t).key_id for t in ids}
+
+    result = CliRunner().invoke(app, ["rotate", *ids, "--rotation-id", "r-cli"])
+
+    assert result.exit_code == 0, result.output
+    assert "3 of 3 tenant(s) ok" in result.output
+    assert all(get_services().store.read(t).key_id != before[t] for t in ids)
+    bad = CliRunner().invoke(app, ["rotate", "Not_A_Slug"])
+    assert bad.exit_code == 2 and "lowercase slug" in bad.output
