@@ -18,6 +18,7 @@ record of which keys to revoke.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable, Mapping
 from typing import Literal
 
 from prefect import flow, get_run_logger, task
@@ -28,7 +29,8 @@ from pydantic import BaseModel
 from tasks.events import emit_tenant_event
 from tasks.locks import ensure_tenant_locks, tenant_lock
 from tenant_keys.errors import CorruptSecret, TenantNotFound
-from tenant_keys.models import project_name, utcnow, validate_tenant_id
+from tenant_keys.keys import PROJECT_SCOPE, KeyScope
+from tenant_keys.models import IsolationMode, project_name, utcnow, validate_tenant_id
 from tenant_keys.secret_store import TAG_OFFBOARDING, TAG_PROJECT, SecretState
 from tenant_keys.services import Services, get_services
 from tenant_keys.survey import list_own_keys
@@ -66,22 +68,35 @@ def mark_offboarding(services: Services, tenant_id: str, state: SecretState | No
     return True
 
 
-def tenant_key_ids(services: Services, tenant_id: str, state: SecretState | None) -> set[str]:
-    """Every key id of the tenant: named by a labelled version, or listed with its description."""
-    key_ids = {key.key_id for key in list_own_keys(services) if key.tenant_id == tenant_id}
+def tenant_key_ids(
+    services: Services, tenant_id: str, state: SecretState | None
+) -> dict[str, IsolationMode]:
+    """Every key id of the tenant, with the kind of key it is (its mode): named by a labelled
+    version, or listed with its description (workspace keys and org service keys)."""
+    key_ids = {k.key_id: k.mode for k in list_own_keys(services) if k.tenant_id == tenant_id}
     if state is None or state.scheduled_for_deletion:
         return key_ids  # a secret scheduled for deletion cannot be read (AWS refuses)
+    mode = KeyScope.of(state.tags).mode
     for version, labels in state.versions.items():
         try:
-            key_ids.add(services.store.read(tenant_id, stage=labels[0], version_id=version).key_id)
+            record = services.store.read(tenant_id, stage=labels[0], version_id=version)
         except CorruptSecret:
             continue  # an edited version names no key; the description sweep still finds ours
+        key_ids.setdefault(record.key_id, mode)
     return key_ids
 
 
-def revoke_keys(services: Services, key_ids: set[str]) -> list[str]:
-    """Delete the keys at LangSmith; returns those deleted now (the rest were already gone)."""
-    return [key_id for key_id in sorted(key_ids) if services.langsmith.delete_key(key_id)]
+def revoke_keys(
+    services: Services, key_ids: Iterable[str], modes: Mapping[str, IsolationMode] | None = None
+) -> list[str]:
+    """Delete the keys at LangSmith, each at the endpoint of its kind (`modes`, by default a
+    workspace key); returns those deleted now (the rest were already gone)."""
+    kinds = modes or {}
+    return [
+        key_id
+        for key_id in sorted(key_ids)
+        if KeyScope(mode=kinds.get(key_id, "project")).delete(services.langsmith, key_id)
+    ]
 
 
 def delete_secret(
@@ -102,14 +117,17 @@ def remove_project(
     services: Services, tenant_id: str, state: SecretState | None, *, delete: bool
 ) -> tuple[ProjectOutcome, str | None]:
     project_id = state.tags.get(TAG_PROJECT) if state else None
+    # Workspace mode: the project is in the tenant's own workspace (which is kept).
+    workspace = (KeyScope.of(state.tags) if state else PROJECT_SCOPE).workspace_id
     if project_id is None:
-        found = services.langsmith.find_project(project_name(tenant_id))
+        found = services.langsmith.find_project(project_name(tenant_id), workspace_id=workspace)
         project_id = found.id if found else None
     if project_id is None:
         return "absent", None
     if not delete:
         return "kept", project_id
-    return ("deleted" if services.langsmith.delete_project(project_id) else "absent"), project_id
+    deleted = services.langsmith.delete_project(project_id, workspace_id=workspace)
+    return ("deleted" if deleted else "absent"), project_id
 
 
 # -- the protocol for one tenant -----------------------------------------------------------------
@@ -125,7 +143,8 @@ def offboard_one(
     with tenant_lock(tenant_id):
         state = find_secret(services, tenant_id)
         tagged = mark_offboarding(services, tenant_id, state)
-        revoked = revoke_keys(services, tenant_key_ids(services, tenant_id, state))
+        key_ids = tenant_key_ids(services, tenant_id, state)
+        revoked = revoke_keys(services, key_ids, modes=key_ids)
         secret = delete_secret(services, tenant_id, state, force=force)
         project, project_id = remove_project(services, tenant_id, state, delete=delete_project)
 

@@ -1,7 +1,7 @@
 """Onboarding: give each tenant its own LangSmith project, key and secret.
 
-Per tenant: ensure project → issue key (mint, then store as AWSCURRENT) →
-verify the key authenticates. Compensation runs in reverse: a failed store
+Per tenant: ensure project (in workspace isolation: the tenant's own workspace first) →
+issue key (mint, then store as AWSCURRENT) → verify the key authenticates. Compensation runs in reverse: a failed store
 deletes the minted key; a failed verification deletes key and secret. A
 tenant that is already onboarded is reported and left alone.
 """
@@ -20,11 +20,20 @@ from pydantic import BaseModel
 from tasks.events import emit_tenant_event
 from tasks.locks import ensure_tenant_locks
 from tenant_keys.errors import BadInput, TenantExists, TenantNotFound, TenantOffboarded
-from tenant_keys.keys import KeyRef, check_key, mint_key, record_for
+from tenant_keys.keys import (
+    PROJECT_SCOPE,
+    KeyRef,
+    KeyScope,
+    check_key,
+    mint_key,
+    record_for,
+    workspace_scope,
+)
 from tenant_keys.langsmith import Project
-from tenant_keys.models import project_name, validate_tenant_id, version_token
+from tenant_keys.models import IsolationMode, project_name, validate_tenant_id, version_token
 from tenant_keys.secret_store import TAG_BUDGET, TAG_OFFBOARDING, TAG_PROJECT
 from tenant_keys.services import Services, get_services
+from tenant_keys.workspaces import ensure_tenant_workspace, isolation_for
 
 ONBOARDING_ROTATION = "onboard"
 
@@ -36,6 +45,8 @@ class OnboardingResult(BaseModel):
     key_id: str | None = None
     short_key: str | None = None
     trace_budget: int | None = None
+    isolation: IsolationMode | None = None
+    workspace_id: str | None = None
     error: str | None = None
     seconds: float = 0.0
 
@@ -43,21 +54,37 @@ class OnboardingResult(BaseModel):
 # -- the steps -------------------------------------------------------------------------------
 
 
-def ensure_project(services: Services, tenant_id: str) -> Project:
+def ensure_scope(services: Services, tenant_id: str, isolation: IsolationMode) -> KeyScope:
+    """Project mode: the shared workspace. Workspace mode: the tenant's own workspace."""
+    if isolation == "project":
+        return PROJECT_SCOPE
+    return workspace_scope(ensure_tenant_workspace(services.langsmith, tenant_id).id)
+
+
+def ensure_project(services: Services, tenant_id: str, scope: KeyScope = PROJECT_SCOPE) -> Project:
     return services.langsmith.ensure_project(
         project_name(tenant_id),
         description=f"Traces of tenant {tenant_id} (managed by tenant-keys)",
+        workspace_id=scope.workspace_id,
     )
 
 
-def issue_key(services: Services, tenant_id: str, project: Project, trace_budget: int) -> KeyRef:
+def issue_key(
+    services: Services,
+    tenant_id: str,
+    project: Project,
+    trace_budget: int,
+    scope: KeyScope = PROJECT_SCOPE,
+) -> KeyRef:
     """Mint the tenant's first key and store it as AWSCURRENT; a failed store deletes the key."""
-    created = mint_key(services, tenant_id, ONBOARDING_ROTATION)
+    created = mint_key(services, tenant_id, ONBOARDING_ROTATION, scope)
     record = record_for(
         created,
         project_id=project.id,
         project_name=project.name,
-        workspace_id=services.settings.langsmith_workspace_id or project.tenant_id,
+        workspace_id=scope.workspace_id
+        or services.settings.langsmith_workspace_id
+        or project.tenant_id,
         rotation_id=ONBOARDING_ROTATION,
     )
     try:
@@ -65,10 +92,10 @@ def issue_key(services: Services, tenant_id: str, project: Project, trace_budget
             tenant_id,
             record,
             token=version_token(tenant_id, ONBOARDING_ROTATION),
-            tags={TAG_PROJECT: project.id, TAG_BUDGET: str(trace_budget)},
+            tags={TAG_PROJECT: project.id, TAG_BUDGET: str(trace_budget), **scope.tags()},
         )
     except BaseException:
-        services.langsmith.delete_key(created.id)
+        scope.delete(services.langsmith, created.id)
         raise
     return KeyRef(
         tenant_id=tenant_id, key_id=created.id, short_key=created.short_key, version_id=version
@@ -80,29 +107,34 @@ def verify_key(services: Services, tenant_id: str) -> None:
     check_key(services.langsmith, services.store.read(tenant_id), tenant_id)
 
 
-def undo_issue_key(services: Services, tenant_id: str, key: KeyRef) -> None:
-    services.langsmith.delete_key(key.key_id)
+def undo_issue_key(
+    services: Services, tenant_id: str, key: KeyRef, scope: KeyScope = PROJECT_SCOPE
+) -> None:
+    scope.delete(services.langsmith, key.key_id)
     services.store.delete(tenant_id, recovery_days=None)  # it never served: no recovery window
 
 
 # -- the protocol for one tenant -----------------------------------------------------------------
 
 
-def onboard_one(tenant_id: str, trace_budget: int | None = None) -> OnboardingResult:
+def onboard_one(
+    tenant_id: str, trace_budget: int | None = None, isolation: IsolationMode | None = None
+) -> OnboardingResult:
     services = get_services()
     budget = services.settings.default_trace_budget if trace_budget is None else trace_budget
     started = time.monotonic()
     if services.store.exists(tenant_id):
         return _existing(services, tenant_id, started)
-    project = ensure_project(services, tenant_id)
+    scope = ensure_scope(services, tenant_id, isolation or services.settings.isolation)
+    project = ensure_project(services, tenant_id, scope)
     try:
-        key = issue_key(services, tenant_id, project, budget)
+        key = issue_key(services, tenant_id, project, budget, scope)
     except TenantExists:  # onboarded concurrently; our key was deleted with the failed store
         return _existing(services, tenant_id, started)
     try:
         verify_key(services, tenant_id)
     except BaseException:
-        undo_issue_key(services, tenant_id, key)
+        undo_issue_key(services, tenant_id, key, scope)
         raise
     emit_tenant_event(
         "tenant-keys.tenant.onboarded",
@@ -111,6 +143,8 @@ def onboard_one(tenant_id: str, trace_budget: int | None = None) -> OnboardingRe
         key_id=key.key_id,
         short_key=key.short_key,
         trace_budget=budget,
+        isolation=scope.mode,
+        workspace_id=scope.workspace_id,
     )
     return OnboardingResult(
         tenant_id=tenant_id,
@@ -119,6 +153,8 @@ def onboard_one(tenant_id: str, trace_budget: int | None = None) -> OnboardingRe
         key_id=key.key_id,
         short_key=key.short_key,
         trace_budget=budget,
+        isolation=scope.mode,
+        workspace_id=scope.workspace_id,
         seconds=round(time.monotonic() - started, 3),
     )
 
@@ -146,10 +182,12 @@ def _int(value: str | None) -> int | None:
     cache_policy=NO_CACHE,
     persist_result=False,
 )
-def onboard_tenant(tenant_id: str, trace_budget: int | None = None) -> OnboardingResult:
+def onboard_tenant(
+    tenant_id: str, trace_budget: int | None = None, isolation: IsolationMode | None = None
+) -> OnboardingResult:
     logger = get_run_logger()
     try:
-        result = onboard_one(tenant_id, trace_budget)
+        result = onboard_one(tenant_id, trace_budget, isolation)
     except Exception as exc:
         logger.error("tenant=%s step=onboard outcome=failed error=%s", tenant_id, exc)
         raise
@@ -193,14 +231,16 @@ def refuse_offboarded(services: Services, tenant_ids: list[str]) -> None:
 
 @flow(name="onboard-tenants", task_runner=ThreadPoolTaskRunner(max_workers=16), log_prints=False)
 def onboard_tenants(
-    tenant_ids: list[str], trace_budget: int | None = None
+    tenant_ids: list[str], trace_budget: int | None = None, isolation: str | None = None
 ) -> list[OnboardingResult]:
-    """Onboard each tenant: its own project, key and secret. Existing tenants are left alone."""
+    """Onboard each tenant: its own project, key and secret. Existing tenants are left alone.
+    `isolation` ('project' | 'workspace') overrides the `isolation` setting for these tenants."""
     validate_tenants(tenant_ids)
-    refuse_offboarded(get_services(), tenant_ids)  # settings errors surface here too
+    mode = isolation_for(get_services().settings, isolation)  # settings errors surface here too
+    refuse_offboarded(get_services(), tenant_ids)
     ensure_tenant_locks(tenant_ids)  # every later flow takes the tenant's lock
     futures = {
-        tenant_id: onboard_tenant.submit(tenant_id, trace_budget) for tenant_id in tenant_ids
+        tenant_id: onboard_tenant.submit(tenant_id, trace_budget, mode) for tenant_id in tenant_ids
     }
     results: list[OnboardingResult] = []
     for tenant_id, future in futures.items():

@@ -39,6 +39,7 @@ from flows.rotation import default_rotation_id, retire_tenant_key, rotate_one
 from tasks.events import emit_tenant_event
 from tasks.locks import ensure_tenant_locks, tenant_lock
 from tenant_keys.errors import BadInput
+from tenant_keys.keys import KeyScope
 from tenant_keys.models import utcnow, validate_tenant_id
 from tenant_keys.reconcile import (
     LOCAL_KINDS,
@@ -119,10 +120,12 @@ def repair_one(
         with tenant_lock(tenant_id):
             snapshot = snapshot_tenant(services.store, tenant_id)  # no rotation moves labels now
             repairs = _replan(services, snapshot, keys, policy, rotation_id)
-            rows = [_apply_local(services, r, policy) for r in repairs if r.kind in LOCAL_KINDS]
+            rows = [
+                _apply_local(services, r, policy, keys) for r in repairs if r.kind in LOCAL_KINDS
+            ]
     else:  # no live secret: nothing to lock against; young keys are spared by the orphan age
         repairs = _replan(services, snapshot, keys, policy, rotation_id)
-        rows = [_apply_local(services, r, policy) for r in repairs if r.kind in LOCAL_KINDS]
+        rows = [_apply_local(services, r, policy, keys) for r in repairs if r.kind in LOCAL_KINDS]
     rows += [_apply_protocol(r, policy) for r in repairs if r.kind in PROTOCOL_KINDS]
     rows += [_row(r, "needs-attention") for r in repairs if r.kind == "attention"]
     return rows
@@ -139,7 +142,9 @@ def _replan(
     return plan_tenant(snapshot, live, keys, now=utcnow(), policy=policy, rotation_id=rotation_id)
 
 
-def _apply_local(services: Services, repair: Repair, policy: Policy) -> RepairRow:
+def _apply_local(
+    services: Services, repair: Repair, policy: Policy, keys: list[OwnKey]
+) -> RepairRow:
     tenant_id = repair.tenant_id
     try:
         if repair.kind == "discard-pending":
@@ -152,7 +157,8 @@ def _apply_local(services: Services, repair: Repair, policy: Policy) -> RepairRo
             retired = retire_tenant_key(tenant_id, grace_seconds=policy.grace_seconds, state=state)
             return _row(repair, "waiting" if retired.waiting_seconds > 0 else "done")
         assert repair.kind == "delete-orphan" and repair.key_id
-        deleted = services.langsmith.delete_key(repair.key_id)
+        mode = next((k.mode for k in keys if k.key_id == repair.key_id), "project")
+        deleted = KeyScope(mode=mode).delete(services.langsmith, repair.key_id)
         return _row(repair, "done" if deleted else "already-done")
     except Exception as exc:  # one repair failing never stops the tenant's others
         return _row(repair, "failed", error=str(exc))

@@ -34,6 +34,7 @@ from pydantic import BaseModel
 from tasks.events import emit_tenant_event
 from tasks.locks import ensure_tenant_locks, tenant_lock
 from tenant_keys.errors import TenantKeysError
+from tenant_keys.keys import KeyScope
 from tenant_keys.models import utcnow
 from tenant_keys.redact import redact
 from tenant_keys.revoke import (
@@ -103,11 +104,12 @@ def revoke_one(request: RevokeRequest, lock_acquired_at: datetime) -> RevokeOutc
     )
     try:
         state = services.store.describe(tenant_id)
+        scope = KeyScope.of(state.tags)  # workspace keys or org service keys, by the tenant's mode
         holdings = secret_holdings(services, tenant_id, state)
         targets = plan_targets(services, request, holdings)
-        short_keys = {k.id: k.short_key for k in services.langsmith.list_keys()}
+        short_keys = {k.id: k.short_key for k in scope.list_keys(services.langsmith)}
         for key_id in targets:
-            deleted = delete_hard(services.langsmith, tenant_id, key_id)
+            deleted = delete_hard(services.langsmith, tenant_id, key_id, scope=scope)
             held = holdings.get(key_id)
             outcome.revoked.append(
                 RevokedKey(

@@ -8,16 +8,112 @@ from __future__ import annotations
 
 import logging
 import time
-from datetime import timedelta
+from collections.abc import Mapping
+from datetime import datetime, timedelta
 
 from pydantic import BaseModel, ConfigDict
 
-from tenant_keys.errors import KeyTestFailed, SecretStoreError
-from tenant_keys.langsmith import CreatedApiKey, LangSmithAdmin, LangSmithError
-from tenant_keys.models import TenantKeyRecord, key_description, utcnow, version_token
+from tenant_keys.errors import KeyTestFailed, SecretStoreError, TenantNotFound
+from tenant_keys.langsmith import (
+    ApiKeyInfo,
+    CreatedApiKey,
+    Forbidden,
+    LangSmithAdmin,
+    LangSmithError,
+)
+from tenant_keys.models import (
+    IsolationMode,
+    TenantKeyRecord,
+    key_description,
+    utcnow,
+    version_token,
+)
 from tenant_keys.services import Services
 
 log = logging.getLogger(__name__)
+
+# A tenant's isolation mode and, in workspace mode, its own workspace: tags on its secret.
+TAG_ISOLATION = "tenant-keys:isolation"
+TAG_WORKSPACE = "tenant-keys:workspace-id"
+
+
+class KeyScope(BaseModel):
+    """Where a tenant's keys live, and so which LangSmith endpoints manage them: the one seam
+    between the isolation modes (docs/isolation.md).
+
+    - project mode: workspace keys of the shared workspace (`/api-key`);
+    - workspace mode: org service keys scoped to exactly the tenant's workspace
+      (`/orgs/current/service-keys`, `workspaces: [id]`); the admin key is org-scoped.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    mode: IsolationMode = "project"
+    workspace_id: str | None = None  # workspace mode: the tenant's own workspace
+
+    @classmethod
+    def of(cls, tags: Mapping[str, str]) -> KeyScope:
+        """The scope a tenant secret's tags record (no tag: project mode, as before the modes)."""
+        if tags.get(TAG_ISOLATION) == "workspace":
+            return cls(mode="workspace", workspace_id=tags.get(TAG_WORKSPACE))
+        return PROJECT_SCOPE
+
+    def tags(self) -> dict[str, str]:
+        if self.mode == "workspace":
+            assert self.workspace_id, "a workspace scope names its workspace"
+            return {TAG_ISOLATION: "workspace", TAG_WORKSPACE: self.workspace_id}
+        return {TAG_ISOLATION: "project"}
+
+    def mint(
+        self, langsmith: LangSmithAdmin, description: str, *, expires_at: datetime | None
+    ) -> CreatedApiKey:
+        if self.mode == "workspace":
+            assert self.workspace_id, "a workspace scope names its workspace"
+            return langsmith.create_service_key(
+                description, expires_at=expires_at, workspaces=[self.workspace_id]
+            )
+        return langsmith.create_key(description, expires_at=expires_at)
+
+    def delete(self, langsmith: LangSmithAdmin, key_id: str) -> bool:
+        """Revoke a key; False if it was already gone (404)."""
+        if self.mode == "workspace":
+            return langsmith.delete_service_key(key_id)
+        return langsmith.delete_key(key_id)
+
+    def list_keys(self, langsmith: LangSmithAdmin) -> list[ApiKeyInfo]:
+        """The keys of this kind (workspace mode: every org service key; filter by description)."""
+        if self.mode == "workspace":
+            return langsmith.list_service_keys()
+        return langsmith.list_keys()
+
+
+PROJECT_SCOPE = KeyScope()
+
+
+def tenant_scope(services: Services, tenant_id: str) -> KeyScope:
+    """The tenant's scope, from its secret's tags (no secret: project mode)."""
+    try:
+        return KeyScope.of(services.store.describe(tenant_id).tags)
+    except TenantNotFound:
+        return PROJECT_SCOPE
+
+
+def workspace_scope(workspace_id: str) -> KeyScope:
+    return KeyScope(mode="workspace", workspace_id=workspace_id)
+
+
+def keys_by_mode(services: Services) -> dict[IsolationMode, list[ApiKeyInfo]]:
+    """Every key of both kinds the admin key can list. A workspace admin key cannot list org
+    service keys (403): then no tenant can be in workspace mode, and there are none to see."""
+    found: dict[IsolationMode, list[ApiKeyInfo]] = {
+        "project": PROJECT_SCOPE.list_keys(services.langsmith)
+    }
+    if services.settings.langsmith_org_id:
+        try:
+            found["workspace"] = services.langsmith.list_service_keys()
+        except Forbidden:
+            log.debug("the admin key cannot list org service keys: no workspace-mode keys")
+    return found
 
 
 class KeyRef(BaseModel):
@@ -31,7 +127,9 @@ class KeyRef(BaseModel):
     version_id: str | None = None
 
 
-def mint_key(services: Services, tenant_id: str, rotation_id: str) -> CreatedApiKey:
+def mint_key(
+    services: Services, tenant_id: str, rotation_id: str, scope: KeyScope = PROJECT_SCOPE
+) -> CreatedApiKey:
     """Mint a key whose description names tenant and rotation, expiring after the key lifetime.
 
     If the create call may have been applied although no answer came back (a
@@ -42,7 +140,7 @@ def mint_key(services: Services, tenant_id: str, rotation_id: str) -> CreatedApi
     description = key_description(tenant_id, rotation_id)
     expires_at = utcnow() + timedelta(days=services.settings.key_lifetime_days)
     try:
-        return services.langsmith.create_key(description, expires_at=expires_at)
+        return scope.mint(services.langsmith, description, expires_at=expires_at)
     except LangSmithError as exc:
         if not exc.maybe_applied:
             raise
@@ -51,15 +149,17 @@ def mint_key(services: Services, tenant_id: str, rotation_id: str) -> CreatedApi
             tenant_id,
             type(exc).__name__,
         )
-    delete_keys_described(services.langsmith, description)
-    return services.langsmith.create_key(description, expires_at=expires_at)
+    delete_keys_described(services.langsmith, description, scope)
+    return scope.mint(services.langsmith, description, expires_at=expires_at)
 
 
-def delete_keys_described(langsmith: LangSmithAdmin, description: str) -> list[str]:
-    """Delete every key with exactly this description; returns their ids."""
-    deleted = [key.id for key in langsmith.list_keys() if key.description == description]
+def delete_keys_described(
+    langsmith: LangSmithAdmin, description: str, scope: KeyScope = PROJECT_SCOPE
+) -> list[str]:
+    """Delete every key of the scope's kind with exactly this description; returns their ids."""
+    deleted = [key.id for key in scope.list_keys(langsmith) if key.description == description]
     for key_id in deleted:
-        langsmith.delete_key(key_id)
+        scope.delete(langsmith, key_id)
     return deleted
 
 
@@ -73,15 +173,21 @@ def rotation_tokens(tenant_id: str, rotation_id: str, count: int = 10) -> list[s
 
 
 def mint_and_store(
-    services: Services, tenant_id: str, rotation_id: str, *, base: TenantKeyRecord, stage: str
+    services: Services,
+    tenant_id: str,
+    rotation_id: str,
+    *,
+    base: TenantKeyRecord,
+    stage: str,
+    scope: KeyScope = PROJECT_SCOPE,
 ) -> KeyRef:
-    """Mint a key for `rotation_id` and store it at once under the label `stage`, in the first
-    of the rotation's tokens no earlier attempt used; the key serves `base`'s project.
+    """Mint a key for `rotation_id` in `scope` and store it at once under the label `stage`, in
+    the first of the rotation's tokens no earlier attempt used; the key serves `base`'s project.
 
     A failed store deletes the key just minted: no key outlives a failed store.
     """
     store = services.store
-    created = mint_key(services, tenant_id, rotation_id)
+    created = mint_key(services, tenant_id, rotation_id, scope)
     record = record_for(
         created,
         project_id=base.project_id,
@@ -110,7 +216,7 @@ def mint_and_store(
             "start a new rotation (omit --rotation-id)",
         )
     except BaseException:
-        services.langsmith.delete_key(created.id)
+        scope.delete(services.langsmith, created.id)
         raise
 
 

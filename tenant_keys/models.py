@@ -6,7 +6,7 @@ import json
 import re
 import uuid
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, SecretStr, ValidationError
 
@@ -14,6 +14,9 @@ from tenant_keys.errors import BadInput
 
 TENANT_ID_PATTERN = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,46}[a-z0-9])?$")
 MANAGED_BY = "tenant-keys"
+# Where a tenant lives: a project in the shared workspace, or a workspace of its own
+# (docs/isolation.md). Stored per tenant as a tag on its secret.
+IsolationMode = Literal["project", "workspace"]
 # Every key the tool mints carries this description, so reconcile can tell
 # its keys from anyone else's and name the tenant and rotation they belong to.
 KEY_DESCRIPTION_PREFIX = "tenant-keys"

@@ -28,7 +28,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict
 
 from tenant_keys.langsmith import ApiKeyInfo
-from tenant_keys.models import TENANT_ID_PATTERN, parse_key_description
+from tenant_keys.models import TENANT_ID_PATTERN, IsolationMode, parse_key_description
 
 RepairKind = Literal[
     "discard-pending",
@@ -102,6 +102,7 @@ class OwnKey(_Frozen):
     rotation_id: str
     created_at: datetime | None = None
     expires_at: datetime | None = None
+    mode: IsolationMode = "project"  # where it is listed: a workspace key or an org service key
 
 
 class Policy(_Frozen):
@@ -121,7 +122,7 @@ class Repair(_Frozen):
     rotation_id: str | None = None
 
 
-def own_keys(keys: Iterable[ApiKeyInfo]) -> list[OwnKey]:
+def own_keys(keys: Iterable[ApiKeyInfo], mode: IsolationMode = "project") -> list[OwnKey]:
     """The keys the tool minted; every other key is left out, so nothing downstream can touch it."""
     mine = []
     for key in keys:
@@ -137,6 +138,7 @@ def own_keys(keys: Iterable[ApiKeyInfo]) -> list[OwnKey]:
                 rotation_id=parsed[1],
                 created_at=key.created_at,
                 expires_at=key.expires_at,
+                mode=mode,
             )
         )
     return mine

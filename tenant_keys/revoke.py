@@ -32,7 +32,14 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict
 
 from tenant_keys.errors import BadInput, CorruptSecret, TenantKeysError
-from tenant_keys.keys import check_key, delete_keys_described, mint_and_store
+from tenant_keys.keys import (
+    PROJECT_SCOPE,
+    KeyScope,
+    check_key,
+    delete_keys_described,
+    mint_and_store,
+    tenant_scope,
+)
 from tenant_keys.langsmith import LangSmithAdmin, LangSmithError
 from tenant_keys.models import (
     TenantKeyRecord,
@@ -164,7 +171,8 @@ def resolve_request(
             suspect_was_current=True,
         )
     holdings = secret_holdings(services, tenant_id, state)
-    if key_id not in holdings and not _minted_for(services.langsmith, tenant_id, key_id):
+    scope = KeyScope.of(state.tags)
+    if key_id not in holdings and not _minted_for(services.langsmith, scope, tenant_id, key_id):
         raise BadInput(
             f"key {key_id} is not a key of tenant {tenant_id!r} (neither in its secret nor minted "
             f"for it at LangSmith): check the id; `tenant-keys list` shows current key ids"
@@ -178,8 +186,8 @@ def resolve_request(
     )
 
 
-def _minted_for(langsmith: LangSmithAdmin, tenant_id: str, key_id: str) -> bool:
-    for key in langsmith.list_keys():
+def _minted_for(langsmith: LangSmithAdmin, scope: KeyScope, tenant_id: str, key_id: str) -> bool:
+    for key in scope.list_keys(langsmith):
         if key.id == key_id:
             parsed = parse_key_description(key.description)
             return parsed is not None and parsed[0] == tenant_id
@@ -223,7 +231,7 @@ def plan_targets(
         targets.append(current_holding(holdings).key_id)
     if request.scope == "all":
         targets += list(holdings)
-        for key in services.langsmith.list_keys():
+        for key in tenant_scope(services, request.tenant_id).list_keys(services.langsmith):
             parsed = parse_key_description(key.description)
             if parsed is not None and parsed[0] == request.tenant_id:
                 targets.append(key.id)
@@ -241,12 +249,13 @@ def delete_hard(
     key_id: str,
     *,
     deadline_seconds: float = DELETE_DEADLINE_SECONDS,
+    scope: KeyScope = PROJECT_SCOPE,
 ) -> bool:
     """Delete a key, retrying transient failures until the deadline; False: it was already gone."""
     give_up = time.monotonic() + deadline_seconds
     while True:
         try:
-            return langsmith.delete_key(key_id)
+            return scope.delete(langsmith, key_id)
         except LangSmithError as exc:
             if not exc.transient or time.monotonic() >= give_up:
                 raise RevokeFailed(tenant_id, key_id, type(exc).__name__) from None
@@ -268,7 +277,8 @@ def confirm_rejected(
             raise RevokeFailed(tenant_id, key_id, "still accepted after its delete")
     unknown = {k for k in revoked if k not in holdings}
     if unknown:
-        alive = unknown & {key.id for key in services.langsmith.list_keys()}
+        listed = tenant_scope(services, tenant_id).list_keys(services.langsmith)
+        alive = unknown & {key.id for key in listed}
         if alive:
             raise RevokeFailed(tenant_id, sorted(alive)[0], "still listed after its delete")
 
@@ -317,18 +327,21 @@ def store_replacement(services: Services, tenant_id: str, incident_id: str) -> t
     store, langsmith = services.store, services.langsmith
     rotation_id = replacement_rotation_id(incident_id)
     base = store.read(tenant_id)  # the project the replacement serves is the current one's
-    current_version = store.describe(tenant_id).version_with(CURRENT)
+    state = store.describe(tenant_id)
+    current_version, scope = state.version_with(CURRENT), KeyScope.of(state.tags)
     if base.rotation_id == rotation_id:
         return base.key_id, ""  # stored by an earlier run of this incident
-    delete_keys_described(langsmith, key_description(tenant_id, rotation_id))
-    stored = mint_and_store(services, tenant_id, rotation_id, base=base, stage=REPLACEMENT)
+    delete_keys_described(langsmith, key_description(tenant_id, rotation_id), scope)
+    stored = mint_and_store(
+        services, tenant_id, rotation_id, base=base, stage=REPLACEMENT, scope=scope
+    )
     try:
         store.move_label(
             tenant_id, CURRENT, to_version=stored.version_id, from_version=current_version
         )
         store.remove_label(tenant_id, REPLACEMENT, from_version=stored.version_id)
     except BaseException:
-        langsmith.delete_key(stored.key_id)
+        scope.delete(langsmith, stored.key_id)
         raise
     return stored.key_id, stored.short_key
 

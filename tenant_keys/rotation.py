@@ -14,7 +14,7 @@ from datetime import timedelta
 from pydantic import BaseModel, ConfigDict
 
 from tenant_keys.errors import SecretStoreError
-from tenant_keys.keys import check_key, mint_and_store, rotation_tokens
+from tenant_keys.keys import KeyScope, check_key, mint_and_store, rotation_tokens, tenant_scope
 from tenant_keys.models import utcnow
 from tenant_keys.secret_store import CURRENT, PENDING, PREVIOUS, RETIRE_PENDING, SecretState
 from tenant_keys.services import Services
@@ -64,7 +64,8 @@ def create_pending_key(
         return None  # this rotation's version already carries a label: it was promoted before
 
     base = store.read(tenant_id)  # the project the new key serves is the current one's
-    stored = mint_and_store(services, tenant_id, rotation_id, base=base, stage=PENDING)
+    scope = KeyScope.of(state.tags)  # the tenant's isolation mode picks the key endpoints
+    stored = mint_and_store(services, tenant_id, rotation_id, base=base, stage=PENDING, scope=scope)
     assert stored.version_id is not None
     return PendingKey(
         token=stored.version_id, key_id=stored.key_id, resumed=False, replaces_key_id=base.key_id
@@ -79,7 +80,7 @@ def test_pending_key(services: Services, tenant_id: str, pending: PendingKey) ->
 
 def discard_pending_key(services: Services, tenant_id: str, pending: PendingKey) -> None:
     """Undo steps 1-2: delete the new key (404 is fine), then drop AWSPENDING. The old key stays current."""
-    services.langsmith.delete_key(pending.key_id)
+    tenant_scope(services, tenant_id).delete(services.langsmith, pending.key_id)
     services.store.remove_label(tenant_id, PENDING, from_version=pending.token)
 
 
@@ -141,5 +142,5 @@ def retire_old_key(
 
 def retire_key(services: Services, tenant_id: str, *, version: str, key_id: str) -> None:
     """Delete the key of the RETIRE_PENDING `version` (404: already gone), then drop the label."""
-    services.langsmith.delete_key(key_id)
+    tenant_scope(services, tenant_id).delete(services.langsmith, key_id)
     services.store.remove_label(tenant_id, RETIRE_PENDING, from_version=version)

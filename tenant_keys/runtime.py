@@ -110,6 +110,8 @@ class TenantTracing:
                 client=self._client_factory(
                     api_url=self.api_url,
                     api_key=record.api_key.get_secret_value(),
+                    # An org service key (workspace isolation) must name its workspace.
+                    workspace_id=record.workspace_id,
                     tracing_error_callback=self._on_tracing_error(tenant_id, record.key_id),
                 ),
             )

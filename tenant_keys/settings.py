@@ -8,24 +8,33 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import Field, SecretStr, ValidationError
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from tenant_keys.errors import ConfigError
+from tenant_keys.models import IsolationMode
 
 ENV_PREFIX = "TENANT_KEYS_"
+WORKSPACE_MODE_NEEDS_ORG = (
+    "workspace isolation needs an org-scoped admin key: set TENANT_KEYS_LANGSMITH_ORG_ID and "
+    "an Organization Admin service key as TENANT_KEYS_LANGSMITH_ADMIN_KEY"
+)
 
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
 
-    # LangSmith: the admin credential mints and deletes tenant keys.
+    # LangSmith: the admin credential mints and deletes tenant keys. For workspace isolation
+    # it must be an org-scoped Organization Admin service key, with langsmith_org_id set.
     langsmith_url: str = "https://api.smith.langchain.com"
     langsmith_admin_key: SecretStr
-    # Workspace the tenant projects and keys live in (sent as X-Tenant-Id);
-    # unset means the admin key's own workspace.
+    # Workspace the project-mode tenants' projects and keys live in (sent as X-Tenant-Id);
+    # unset means the admin key's own workspace (an org-scoped key has none: then set it).
     langsmith_workspace_id: str | None = None
     langsmith_org_id: str | None = None
+    # Isolation of new tenants: "project" (a project in the shared workspace) or "workspace"
+    # (a workspace per tenant, reached by an org service key scoped to it). docs/isolation.md
+    isolation: IsolationMode = "project"
     langsmith_timeout_seconds: Annotated[float, Field(gt=0)] = 10.0
     # LangSmith allows about 2,000 management calls a minute per key.
     langsmith_calls_per_minute: Annotated[int, Field(gt=0)] = 2000
@@ -55,6 +64,13 @@ class Settings(BaseSettings):
     # Where the automations (`tenant-keys automations`) send notifications: a Slack incoming
     # webhook or any URL that takes a JSON POST. A secret: such URLs carry their own token.
     notify_webhook_url: SecretStr | None = None
+
+    @field_validator("isolation")
+    @classmethod
+    def _workspace_mode_needs_an_org(cls, value: str, info: ValidationInfo) -> str:
+        if value == "workspace" and not info.data.get("langsmith_org_id"):
+            raise ValueError(WORKSPACE_MODE_NEEDS_ORG)
+        return value
 
     @property
     def tenant_secret_prefix(self) -> str:

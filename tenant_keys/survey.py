@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 
 from tenant_keys.errors import CorruptSecret, SecretStoreError, TenantNotFound
+from tenant_keys.keys import keys_by_mode
 from tenant_keys.langsmith import LangSmithError
 from tenant_keys.reconcile import OwnKey, TenantSnapshot, VersionInfo, own_keys
 from tenant_keys.secret_store import (
@@ -23,8 +24,10 @@ from tenant_keys.services import Services
 
 
 def list_own_keys(services: Services) -> list[OwnKey]:
-    """Every key the tool minted in the workspace (one call); other keys are dropped here."""
-    return own_keys(services.langsmith.list_keys())
+    """Every key the tool minted: workspace keys of the shared workspace and org service keys
+    of workspace-mode tenants (a call each); other keys are dropped here."""
+    listed = keys_by_mode(services)
+    return [key for mode, keys in listed.items() for key in own_keys(keys, mode)]
 
 
 def snapshot_tenant(store: SecretStore, tenant_id: str) -> TenantSnapshot:

@@ -4,6 +4,7 @@ from tenant_keys.cli import (  # noqa: F401  (registration)
     automations,
     devstack,
     isolation,
+    migrate,
     onboard,
     quota,
     reconcile,

@@ -40,6 +40,10 @@ def onboard(
         Path | None, typer.Option("--file", "-f", help="File of `tenant[,budget]` lines.")
     ] = None,
     budget: Annotated[int | None, typer.Option(help="Trace budget per billing window.")] = None,
+    isolation: Annotated[
+        str | None,
+        typer.Option(help="'project' or 'workspace' (default: TENANT_KEYS_ISOLATION)."),
+    ] = None,
 ) -> None:
     """Give each tenant its own LangSmith project, key and secret (existing tenants are left alone)."""
 
@@ -51,7 +55,7 @@ def onboard(
         results = []
         # One flow run per budget value (a file may give tenants different budgets).
         for value in dict.fromkeys(b for _, b in rows):
-            results += onboard_tenants([t for t, b in rows if b == value], value)
+            results += onboard_tenants([t for t, b in rows if b == value], value, isolation)
         table = Table("tenant", "outcome", "project id", "key id", "budget")
         for r in results:
             table.add_row(r.tenant_id, r.outcome, r.project_id, r.key_id, str(r.trace_budget or ""))

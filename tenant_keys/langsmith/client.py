@@ -100,7 +100,12 @@ class LangSmithAdmin:
     # -- projects ---------------------------------------------------------------------------
 
     def create_project(
-        self, name: str, *, description: str | None = None, extra: Mapping[str, Any] | None = None
+        self,
+        name: str,
+        *,
+        description: str | None = None,
+        extra: Mapping[str, Any] | None = None,
+        workspace_id: str | None = None,
     ) -> Project:
         """Create a project; a name that exists raises `Conflict` (409)."""
         body: dict[str, Any] = {"name": name}
@@ -108,28 +113,41 @@ class LangSmithAdmin:
             body["description"] = description
         if extra is not None:
             body["extra"] = dict(extra)
-        return self._call(Project, "POST", "/api/v1/sessions", json=body, creates=True)
+        return self._call(
+            Project, "POST", "/api/v1/sessions", json=body, creates=True, workspace_id=workspace_id
+        )
 
-    def find_project(self, name: str) -> Project | None:
+    def find_project(self, name: str, *, workspace_id: str | None = None) -> Project | None:
         found = self._call_list(
-            Project, "GET", "/api/v1/sessions", params={"name": name, "limit": 1}
+            Project,
+            "GET",
+            "/api/v1/sessions",
+            params={"name": name, "limit": 1},
+            workspace_id=workspace_id,
         )
         return found[0] if found else None
 
     def ensure_project(
-        self, name: str, *, description: str | None = None, extra: Mapping[str, Any] | None = None
+        self,
+        name: str,
+        *,
+        description: str | None = None,
+        extra: Mapping[str, Any] | None = None,
+        workspace_id: str | None = None,
     ) -> Project:
         """The project named `name`, created if missing (a 409 means someone made it first)."""
-        existing = self.find_project(name)
+        existing = self.find_project(name, workspace_id=workspace_id)
         if existing is not None:
             return existing
         try:
-            return self.create_project(name, description=description, extra=extra)
+            return self.create_project(
+                name, description=description, extra=extra, workspace_id=workspace_id
+            )
         except LangSmithError as exc:
             if exc.status != 409 and not exc.maybe_applied:
                 raise
             # Created by a racer, or by our own call whose response was lost.
-            found = self.find_project(name)
+            found = self.find_project(name, workspace_id=workspace_id)
             if found is None:
                 raise
             return found
@@ -137,9 +155,9 @@ class LangSmithAdmin:
     def get_project(self, project_id: str) -> Project:
         return self._call(Project, "GET", "/api/v1/sessions/{id}", path_args={"id": project_id})
 
-    def delete_project(self, project_id: str) -> bool:
+    def delete_project(self, project_id: str, *, workspace_id: str | None = None) -> bool:
         """Delete a project; False if it was already gone."""
-        return self._delete("/api/v1/sessions/{id}", project_id)
+        return self._delete("/api/v1/sessions/{id}", project_id, workspace_id=workspace_id)
 
     def iter_projects(
         self,
@@ -404,6 +422,9 @@ def _detail(response: httpx.Response) -> str:
             if isinstance(body, dict)
             else str(body)
         )
+        code = body.get("error") if isinstance(body, dict) else None
+        if isinstance(code, str) and code not in text:  # a machine-readable code leads
+            text = f"{code}: {text}"
     return redact(text)[:200]
 
 

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from tenant_keys.errors import TenantKeysError
 
+# LangSmith's error code for an org-scoped key sent without X-Tenant-Id on a workspace path.
+ORG_SCOPED_KEY_REQUIRES_WORKSPACE = "org_scoped_key_requires_workspace"
+
 
 class LangSmithError(TenantKeysError):
     """A LangSmith call failed. `route` is the method and path template, e.g. `DELETE /api-key/{id}`."""
@@ -44,6 +47,15 @@ class AuthError(LangSmithError):
 class Forbidden(LangSmithError):
     status = 403
     hint = "the admin key lacks rights here: use a workspace admin key, or an org key with a workspace id"
+
+
+class OrgKeyNeedsWorkspace(Forbidden):
+    """403 `org_scoped_key_requires_workspace`: an org-scoped key on a workspace path."""
+
+    hint = (
+        "the admin key is org-scoped: set TENANT_KEYS_LANGSMITH_WORKSPACE_ID to the shared "
+        "workspace of project-mode tenants"
+    )
 
 
 class NotFound(LangSmithError):
@@ -115,5 +127,7 @@ def error_for_status(
         return RateLimited(route, retry_after, detail)
     if status >= 500:
         return ServerError(route, detail, status)
+    if status == 403 and ORG_SCOPED_KEY_REQUIRES_WORKSPACE in detail:
+        return OrgKeyNeedsWorkspace(route, detail, status)
     cls = {401: AuthError, 403: Forbidden, 404: NotFound, 409: Conflict, 422: ValidationFailed}
     return cls.get(status, LangSmithError)(route, detail, status)

@@ -1,0 +1,164 @@
+"""The steps of moving a tenant from project isolation to workspace isolation (docs/isolation.md).
+
+new workspace and project → new key (an org service key scoped to that workspace), stored
+beside the current one under `MIGRATING` → test it → record the mode in the secret's tags →
+promote it (compare-and-swap on AWSCURRENT) → revoke every shared-workspace key of the tenant.
+Apps pick the new key (and with it the new workspace and project) up from the secret, so
+traces go to the new place from then on; the old traces stay in the old project.
+
+Every step is safe to repeat: a rerun after a crash at any point finishes the move and never
+mints a second key for it. The order and the compensation live in `flows/migrate.py`.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict
+
+from tenant_keys.errors import BadInput
+from tenant_keys.keys import (
+    PROJECT_SCOPE,
+    KeyRef,
+    KeyScope,
+    check_key,
+    mint_and_store,
+    workspace_scope,
+)
+from tenant_keys.langsmith import Project
+from tenant_keys.models import parse_key_description, project_name
+from tenant_keys.rotation import PendingKey, discard_pending_key
+from tenant_keys.secret_store import (
+    CURRENT,
+    PENDING,
+    RETIRE_PENDING,
+    TAG_OFFBOARDING,
+    TAG_PROJECT,
+    SecretState,
+)
+from tenant_keys.services import Services
+from tenant_keys.workspaces import ensure_tenant_workspace
+
+MIGRATION_ROTATION = "migrate-workspace"
+# The label the new key's version carries between its write and its promotion to AWSCURRENT.
+MIGRATING = "MIGRATING"
+
+
+class MigrationTarget(BaseModel):
+    """Where the tenant moves to: ids only."""
+
+    model_config = ConfigDict(frozen=True)
+
+    scope: KeyScope
+    project_id: str
+    project_name: str
+
+
+def check_migratable(state: SecretState, to: str) -> None:
+    """Only project → workspace, only for a live tenant: a one-line error before any change."""
+    if to != "workspace":
+        raise BadInput(
+            f"cannot migrate to {to!r}: only `--to workspace` is supported (moving a tenant back "
+            "into the shared workspace would give up its isolation)"
+        )
+    if state.scheduled_for_deletion or TAG_OFFBOARDING in state.tags:
+        raise BadInput(f"secret {state.name} belongs to an offboarded tenant: nothing to migrate")
+
+
+def is_migrated(services: Services, tenant_id: str, state: SecretState) -> bool:
+    """The tags say workspace mode and AWSCURRENT holds a key of that workspace."""
+    scope = KeyScope.of(state.tags)
+    if scope.mode != "workspace":
+        return False
+    return services.store.read(tenant_id).workspace_id == scope.workspace_id
+
+
+def discard_unfinished_rotation(services: Services, tenant_id: str, state: SecretState) -> None:
+    """An AWSPENDING key of an unfinished rotation is a shared-workspace key: drop it first."""
+    pending = state.version_with(PENDING)
+    if pending is None or pending == state.version_with(CURRENT):
+        return
+    record = services.store.read(tenant_id, stage=PENDING, version_id=pending)
+    discard_pending_key(
+        services, tenant_id, PendingKey(token=pending, key_id=record.key_id, resumed=True)
+    )
+
+
+def ensure_target(services: Services, tenant_id: str) -> MigrationTarget:
+    """The tenant's own workspace and its project there (found, or created)."""
+    workspace = ensure_tenant_workspace(services.langsmith, tenant_id)
+    project: Project = services.langsmith.ensure_project(
+        project_name(tenant_id),
+        description=f"Traces of tenant {tenant_id} (managed by tenant-keys)",
+        workspace_id=workspace.id,
+    )
+    return MigrationTarget(
+        scope=workspace_scope(workspace.id), project_id=project.id, project_name=project.name
+    )
+
+
+def store_new_key(
+    services: Services, tenant_id: str, target: MigrationTarget, state: SecretState
+) -> KeyRef:
+    """The new key under `MIGRATING`: resumed if an earlier run stored it, else minted now
+    (a failed store deletes it: `mint_and_store`)."""
+    store = services.store
+    version = state.version_with(MIGRATING)
+    if version is not None:
+        record = store.read(tenant_id, stage=MIGRATING, version_id=version)
+        return KeyRef(tenant_id=tenant_id, key_id=record.key_id, short_key="", version_id=version)
+    base = store.read(tenant_id).model_copy(
+        update={
+            "project_id": target.project_id,
+            "project_name": target.project_name,
+            "workspace_id": target.scope.workspace_id,
+        }
+    )
+    return mint_and_store(
+        services, tenant_id, MIGRATION_ROTATION, base=base, stage=MIGRATING, scope=target.scope
+    )
+
+
+def test_new_key(services: Services, tenant_id: str, new: KeyRef) -> None:
+    record = services.store.read(tenant_id, stage=MIGRATING, version_id=new.version_id)
+    check_key(services.langsmith, record, tenant_id)
+
+
+def discard_new_key(
+    services: Services, tenant_id: str, new: KeyRef, target: MigrationTarget
+) -> None:
+    """Undo: delete the new key (404 is fine), drop `MIGRATING`. The old key stays current."""
+    assert new.version_id is not None
+    target.scope.delete(services.langsmith, new.key_id)
+    services.store.remove_label(tenant_id, MIGRATING, from_version=new.version_id)
+
+
+def promote_new_key(
+    services: Services, tenant_id: str, new: KeyRef, target: MigrationTarget, state: SecretState
+) -> None:
+    """Record the new mode in the tags, then move AWSCURRENT to the new key (compare-and-swap)
+    and drop `MIGRATING`. Tags first: a rerun after a crash in between sees the mode and
+    finishes the move."""
+    store = services.store
+    assert new.version_id is not None
+    store.set_tags(tenant_id, {**target.scope.tags(), TAG_PROJECT: target.project_id})
+    current = state.version_with(CURRENT)
+    if current != new.version_id:
+        store.move_label(tenant_id, CURRENT, to_version=new.version_id, from_version=current)
+    store.remove_label(tenant_id, MIGRATING, from_version=new.version_id)
+
+
+def revoke_shared_workspace_keys(
+    services: Services, tenant_id: str, state: SecretState
+) -> list[str]:
+    """Delete every shared-workspace key minted for the tenant (its old current key, a key
+    waiting for retirement, any leftover), then drop a RETIRE_PENDING label: its key is gone."""
+    langsmith = services.langsmith
+    mine = [
+        key.id
+        for key in PROJECT_SCOPE.list_keys(langsmith)
+        if (parsed := parse_key_description(key.description)) and parsed[0] == tenant_id
+    ]
+    revoked = [key_id for key_id in mine if PROJECT_SCOPE.delete(langsmith, key_id)]
+    retiring = state.version_with(RETIRE_PENDING)
+    if retiring is not None:
+        services.store.remove_label(tenant_id, RETIRE_PENDING, from_version=retiring)
+    return revoked

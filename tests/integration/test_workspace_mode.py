@@ -1,0 +1,273 @@
+"""Workspace isolation (issue 9) on the local stack: the same flows in both modes, the isolation
+check refusing the cross read, and the documented move of a tenant from project to workspace.
+
+The admin credential is the emulator's org-wide Organization Admin service key, as workspace
+mode requires; project-mode tenants then live in the shared workspace it names with
+TENANT_KEYS_LANGSMITH_WORKSPACE_ID. Each test gets its own secret prefix, so fan-outs over
+"all" tenants see only its tenants.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import langsmith
+import pytest
+from pydantic import SecretStr
+
+from flows.isolation import check_isolation, render
+from flows.migrate import migrate_tenant
+from flows.offboarding import offboard_tenant
+from flows.onboarding import OnboardingResult, onboard_tenants
+from flows.quota import QuotaReport, check_quotas
+from flows.reconcile import ReconcileReport, reconcile
+from flows.revoke import emergency_revoke
+from flows.rotation import rotate_keys
+from tenant_keys.devstack.stack import LocalStack
+from tenant_keys.errors import BadInput
+from tenant_keys.keys import TAG_ISOLATION, TAG_WORKSPACE, KeyScope, mint_key
+from tenant_keys.langsmith import Forbidden, LangSmithAdmin
+from tenant_keys.langsmith.errors import OrgKeyNeedsWorkspace
+from tenant_keys.runtime import TenantTracing
+from tenant_keys.secret_store import TAG_BUDGET
+from tenant_keys.services import get_services, reset_services
+from tests.invariants import assert_no_orphans, current_key_works, live_tool_keys, minted_keys
+
+
+@pytest.fixture
+def org_admin(stack: LocalStack) -> Iterator[None]:
+    """Services built with the org admin key and a secret prefix of this test's own."""
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("TENANT_KEYS_LANGSMITH_ADMIN_KEY", stack.langsmith.org_admin_key)
+        env.setenv("TENANT_KEYS_SECRET_PREFIX", f"ws-{uuid.uuid4().hex[:8]}/tenant")
+        reset_services()
+        yield
+    reset_services()
+
+
+@pytest.fixture(params=["project", "workspace"])
+def mode(request: pytest.FixtureRequest, org_admin: None) -> str:
+    return str(request.param)
+
+
+def _onboard(tenant_id: str, isolation: str, budget: int | None = None) -> OnboardingResult:
+    [result] = onboard_tenants([tenant_id], budget, isolation)
+    assert result.outcome == "created" and result.isolation == isolation
+    return result
+
+
+def _emulator_key(stack: LocalStack, key_id: str) -> dict:
+    return next(k for k in stack.langsmith.control.keys() if k["id"] == key_id)  # noqa: SIM118
+
+
+def _old_key(tenant_id: str) -> SecretStr:
+    return get_services().store.read(tenant_id).api_key
+
+
+def _dead(api_key: SecretStr, workspace_id: str | None) -> bool:
+    return not get_services().langsmith.authenticates(api_key, workspace_id=workspace_id)
+
+
+def _reconcile_report(tenant_id: str) -> ReconcileReport:
+    state = reconcile([tenant_id], apply=True, orphan_min_age_seconds=0.0, return_state=True)
+    assert state.is_completed(), state.message
+    report = state.result()
+    assert isinstance(report, ReconcileReport)
+    return report
+
+
+def test_the_key_lifecycle_works_in_both_modes(
+    stack: LocalStack, tenant_id: str, mode: str
+) -> None:
+    onboarded = _onboard(tenant_id, mode)
+    services = get_services()
+    record = services.store.read(tenant_id)
+    tags = services.store.describe(tenant_id).tags
+    assert current_key_works(tenant_id)
+    key = _emulator_key(stack, record.key_id)
+    if mode == "workspace":
+        # Its own workspace, and an org service key that reaches exactly that workspace.
+        assert onboarded.workspace_id and onboarded.workspace_id != stack.langsmith.workspace_id
+        assert record.workspace_id == onboarded.workspace_id
+        assert (key["kind"], key["workspaces"]) == ("org", [onboarded.workspace_id])
+        assert tags[TAG_ISOLATION] == "workspace" and tags[TAG_WORKSPACE] == record.workspace_id
+        with pytest.raises(Forbidden):
+            services.langsmith.authenticates(
+                record.api_key, workspace_id=stack.langsmith.workspace_id
+            )
+    else:
+        assert record.workspace_id == stack.langsmith.workspace_id
+        assert key["kind"] == "workspace" and tags[TAG_ISOLATION] == "project"
+
+    # Rotation: a new key of the same kind, the old one dead.
+    old = record.api_key
+    state = rotate_keys([tenant_id], rotation_id="r-mode", return_state=True)
+    assert state.is_completed(), state.message
+    rotated = services.store.read(tenant_id)
+    assert rotated.key_id != record.key_id and current_key_works(tenant_id)
+    assert _emulator_key(stack, rotated.key_id)["kind"] == key["kind"]
+    assert _dead(old, record.workspace_id)
+    assert live_tool_keys(stack, tenant_id) == {rotated.key_id}
+
+    # Emergency revoke: the current key dead at once, a working replacement stored.
+    state = emergency_revoke(tenant_id, reason="mode test", return_state=True)
+    assert state.is_completed(), state.message
+    replaced = services.store.read(tenant_id)
+    assert replaced.key_id != rotated.key_id and current_key_works(tenant_id)
+    assert _dead(rotated.api_key, record.workspace_id)
+    assert_no_orphans(stack, tenant_id)
+
+    # Reconcile finds nothing to repair, then an orphan of this mode's kind, and deletes it.
+    assert _reconcile_report(tenant_id).rows == []
+    orphan = mint_key(services, tenant_id, "r-orphan", KeyScope.of(tags))
+    rows = _reconcile_report(tenant_id).rows
+    assert [(r.kind, r.key_id, r.outcome) for r in rows] == [("delete-orphan", orphan.id, "done")]
+    assert_no_orphans(stack, tenant_id)
+
+    # Offboarding: every key of the tenant revoked, whichever kind.
+    result = offboard_tenant(tenant_id)
+    assert result.outcome == "offboarded" and replaced.key_id in result.revoked_key_ids
+    assert live_tool_keys(stack, tenant_id) == set()
+    assert _dead(replaced.api_key, record.workspace_id)
+
+
+def test_workspace_tenants_cannot_read_each_other(
+    stack: LocalStack, tenant_id: str, org_admin: None
+) -> None:
+    a, b = f"{tenant_id}-a", f"{tenant_id}-b"
+    results = onboard_tenants([a, b], None, "workspace")
+    assert all(r.workspace_id for r in results)
+    assert results[0].workspace_id != results[1].workspace_id
+
+    report = check_isolation(a, b)
+
+    assert report.own_reads_ok
+    assert report.isolated, render(report)
+    assert all(c.outcome == "refused" and c.runs_seen == 0 for c in report.cross_reads)
+
+
+def test_quota_enforcement_limits_a_workspace_tenant(
+    stack: LocalStack, tenant_id: str, org_admin: None
+) -> None:
+    onboarded = _onboard(tenant_id, "workspace", budget=1)
+    _trace(tenant_id, "over-budget", count=2)
+
+    state = check_quotas(enforce=True, return_state=True)
+
+    assert state.is_completed(), state.message
+    report = state.result()
+    assert isinstance(report, QuotaReport)
+    [transition] = [t for t in report.transitions if t.tenant_id == tenant_id]
+    assert (transition.status, transition.usage_limit) == ("exceeded", 1)
+    assert onboarded.workspace_id
+    [limit] = get_services().langsmith.list_usage_limits(workspace_id=onboarded.workspace_id)
+    assert (limit.limit_type, limit.limit_value) == ("monthly_traces", 1)
+    assert get_services().store.describe(tenant_id).tags[TAG_BUDGET] == "1"
+
+
+# -- migration project → workspace ---------------------------------------------------------
+
+
+def _trace(tenant_id: str, name: str, count: int = 1) -> None:
+    """Trace as an app does: the runtime helper reads the current key (and place) from the store."""
+    tracing = TenantTracing.from_settings(ttl_seconds=0.0)
+    try:
+        for _ in range(count):
+            with tracing.context(tenant_id) as handle:
+                assert handle is not None
+                langsmith.traceable(name=name)(lambda: None)()
+            handle.client.flush()
+    finally:
+        tracing.close()
+
+
+def _runs_by_workspace(stack: LocalStack, tenant_id: str) -> dict[str, int]:
+    projects = stack.langsmith.control.state()["projects"]
+    return {
+        p["workspace_id"]: p["run_count"] for p in projects if p["name"] == f"tenant-{tenant_id}"
+    }
+
+
+def test_migration_moves_a_project_tenant_into_its_own_workspace(
+    stack: LocalStack, tenant_id: str, org_admin: None
+) -> None:
+    shared = stack.langsmith.workspace_id
+    _onboard(tenant_id, "project")
+    old = get_services().store.read(tenant_id)
+    _trace(tenant_id, "before")
+    assert _runs_by_workspace(stack, tenant_id) == {shared: 1}
+
+    result = migrate_tenant(tenant_id, "workspace")
+
+    assert result.outcome == "migrated" and result.revoked_key_ids == [old.key_id]
+    new = get_services().store.read(tenant_id)
+    assert new.workspace_id == result.workspace_id != shared
+    assert (_emulator_key(stack, new.key_id)["kind"], current_key_works(tenant_id)) == ("org", True)
+    assert _dead(old.api_key, shared)
+    _trace(tenant_id, "after")
+    # From now on traces land in the new workspace; the old ones stay where they were.
+    assert _runs_by_workspace(stack, tenant_id) == {shared: 1, new.workspace_id: 1}
+    assert live_tool_keys(stack, tenant_id) == {new.key_id}
+
+    mints = len(minted_keys(stack, tenant_id))
+    again = migrate_tenant(tenant_id, "workspace")
+    assert again.outcome == "already-migrated" and len(minted_keys(stack, tenant_id)) == mints
+
+    # The tenant now rotates in its new mode.
+    state = rotate_keys([tenant_id], rotation_id="r-after-move", return_state=True)
+    assert state.is_completed(), state.message
+    assert _emulator_key(stack, get_services().store.read(tenant_id).key_id)["kind"] == "org"
+    assert_no_orphans(stack, tenant_id)
+
+
+def test_migration_that_fails_its_key_test_keeps_the_tenant_as_it_was(
+    stack: LocalStack, tenant_id: str, org_admin: None
+) -> None:
+    _onboard(tenant_id, "project")
+    old = get_services().store.read(tenant_id)
+    # Every test call with the new key is refused (five attempts).
+    stack.langsmith.control.inject_fault(
+        method="GET", route="/api/v1/sessions", action="status", status=401, count=5
+    )
+    state = migrate_tenant(tenant_id, "workspace", return_state=True)
+    stack.langsmith.control.clear_faults()
+
+    assert state.is_failed()
+    assert get_services().store.read(tenant_id).key_id == old.key_id and current_key_works(
+        tenant_id
+    )
+    assert get_services().store.describe(tenant_id).tags[TAG_ISOLATION] == "project"
+    assert live_tool_keys(stack, tenant_id) == {old.key_id}  # the new key was deleted
+
+    assert migrate_tenant(tenant_id, "workspace").outcome == "migrated"  # a rerun finishes it
+
+
+def test_bad_requests_fail_in_one_line_before_any_change(
+    stack: LocalStack, tenant_id: str, org_admin: None
+) -> None:
+    _onboard(tenant_id, "project")
+    with pytest.raises(BadInput, match="only `--to workspace`"):
+        migrate_tenant(tenant_id, "project")
+    with pytest.raises(BadInput, match="'project' or 'workspace'"):
+        onboard_tenants([f"{tenant_id}-x"], None, "tenant")
+    assert not get_services().store.exists(f"{tenant_id}-x")
+
+    with pytest.MonkeyPatch.context() as env:
+        env.delenv("TENANT_KEYS_LANGSMITH_ORG_ID")
+        reset_services()
+        with pytest.raises(BadInput, match="TENANT_KEYS_LANGSMITH_ORG_ID"):
+            onboard_tenants([f"{tenant_id}-y"], None, "workspace")
+        assert not get_services().store.exists(f"{tenant_id}-y")
+    reset_services()
+
+
+def test_an_org_key_without_a_workspace_gets_an_error_that_says_what_to_set(
+    stack: LocalStack,
+) -> None:
+    org = LangSmithAdmin(
+        stack.langsmith.url, SecretStr(stack.langsmith.org_admin_key), org_id=stack.langsmith.org_id
+    )
+    with pytest.raises(OrgKeyNeedsWorkspace, match="TENANT_KEYS_LANGSMITH_WORKSPACE_ID"):
+        org.list_keys()
+    org.close()
