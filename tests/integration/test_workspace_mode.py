@@ -15,6 +15,7 @@ from collections.abc import Iterator
 import langsmith
 import pytest
 from pydantic import SecretStr
+from typer.testing import CliRunner
 
 from flows.isolation import check_isolation, render
 from flows.migrate import migrate_tenant
@@ -24,6 +25,8 @@ from flows.quota import QuotaReport, check_quotas
 from flows.reconcile import ReconcileReport, reconcile
 from flows.revoke import emergency_revoke
 from flows.rotation import rotate_keys
+from tenant_keys import migrate as migrate_steps
+from tenant_keys.cli import app
 from tenant_keys.devstack.stack import LocalStack
 from tenant_keys.errors import BadInput
 from tenant_keys.keys import TAG_ISOLATION, TAG_WORKSPACE, KeyScope, mint_key
@@ -241,6 +244,55 @@ def test_migration_that_fails_its_key_test_keeps_the_tenant_as_it_was(
     assert live_tool_keys(stack, tenant_id) == {old.key_id}  # the new key was deleted
 
     assert migrate_tenant(tenant_id, "workspace").outcome == "migrated"  # a rerun finishes it
+
+
+def test_a_migration_stopped_half_way_is_finished_by_a_rerun(
+    stack: LocalStack, tenant_id: str, org_admin: None
+) -> None:
+    """Crash points reproduced by running the steps of `flows/migrate.py` up to there."""
+    services = get_services()
+    _onboard(tenant_id, "project")
+    old = services.store.read(tenant_id)
+    # Stopped after storing the new key: the rerun resumes it instead of minting another.
+    target = migrate_steps.ensure_target(services, tenant_id)
+    stored = migrate_steps.store_new_key(
+        services, tenant_id, target, services.store.describe(tenant_id)
+    )
+    mints = len(minted_keys(stack, tenant_id))
+
+    result = migrate_tenant(tenant_id, "workspace")
+
+    assert result.outcome == "migrated" and result.key_id == stored.key_id
+    assert len(minted_keys(stack, tenant_id)) == mints
+    assert _dead(old.api_key, stack.langsmith.workspace_id)
+    assert live_tool_keys(stack, tenant_id) == {stored.key_id}
+
+
+def test_a_migration_stopped_after_the_promotion_revokes_the_old_key_on_rerun(
+    stack: LocalStack, tenant_id: str, org_admin: None
+) -> None:
+    services = get_services()
+    _onboard(tenant_id, "project")
+    old = services.store.read(tenant_id)
+    target = migrate_steps.ensure_target(services, tenant_id)
+    state = services.store.describe(tenant_id)
+    new = migrate_steps.store_new_key(services, tenant_id, target, state)
+    migrate_steps.promote_new_key(services, tenant_id, new, target, state)
+    assert current_key_works(tenant_id) and not _dead(old.api_key, stack.langsmith.workspace_id)
+
+    result = migrate_tenant(tenant_id, "workspace")
+
+    assert (result.outcome, result.revoked_key_ids) == ("migrated", [old.key_id])
+    assert _dead(old.api_key, stack.langsmith.workspace_id)
+    assert_no_orphans(stack, tenant_id)
+
+
+def test_cli_migrate_refuses_an_unknown_tenant_in_one_line(
+    stack: LocalStack, tenant_id: str, org_admin: None
+) -> None:
+    result = CliRunner().invoke(app, ["migrate", tenant_id, "--to", "workspace"])
+    assert result.exit_code == 2
+    assert tenant_id in result.output and len(result.output.strip().splitlines()) == 1
 
 
 def test_bad_requests_fail_in_one_line_before_any_change(
