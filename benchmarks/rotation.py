@@ -50,6 +50,12 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--sequential-sample", type=int, default=50)
     parser.add_argument("--skip-unlimited", action="store_true")
+    parser.add_argument(
+        "--unlimited-secret-writes",
+        action="store_true",
+        help="in the unlimited run, also lift the client's pacing to Secrets Manager's 50 writes/s "
+        "(moto has no quota): shows what the fan-out itself sustains",
+    )
     args = parser.parse_args()
 
     with (
@@ -76,6 +82,8 @@ def main() -> None:
         if not args.skip_unlimited:
             ctl.configure(latency_ms=args.latency_ms, rate_limits=False)
             os.environ["TENANT_KEYS_LANGSMITH_CALLS_PER_MINUTE"] = "1000000"
+            if args.unlimited_secret_writes:
+                os.environ["TENANT_KEYS_SECRET_WRITES_PER_SECOND"] = "100000"
             _reset_services()
             unlimited = run_rotation(stack, "bench-unlimited")
             report("unlimited", unlimited, args, len(tenants))
