@@ -24,6 +24,9 @@ test: $(STAMP)  ## lint, then every test (starts its own local stack)
 
 bench: $(STAMP)  ## benchmarks, apart from the tests; they print their figures
 	$(PY) benchmarks/rotation.py
+	$(PY) benchmarks/revoke.py
+	$(PY) benchmarks/quota.py
+	$(PY) benchmarks/reconcile.py
 
 clean:
 	rm -rf $(VENV) .devstack .pytest_cache .ruff_cache
