@@ -114,7 +114,7 @@ def test_the_key_lifecycle_works_in_both_modes(
     assert live_tool_keys(stack, tenant_id) == {rotated.key_id}
 
     # Emergency revoke: the current key dead at once, a working replacement stored.
-    state = emergency_revoke(tenant_id, reason="mode test", return_state=True)
+    state = emergency_revoke(tenant_id, reason="mode test", scope="all", return_state=True)
     assert state.is_completed(), state.message
     replaced = services.store.read(tenant_id)
     assert replaced.key_id != rotated.key_id and current_key_works(tenant_id)
@@ -128,11 +128,14 @@ def test_the_key_lifecycle_works_in_both_modes(
     assert [(r.kind, r.key_id, r.outcome) for r in rows] == [("delete-orphan", orphan.id, "done")]
     assert_no_orphans(stack, tenant_id)
 
-    # Offboarding: every key of the tenant revoked, whichever kind.
-    result = offboard_tenant(tenant_id)
+    # Offboarding: every key of the tenant revoked, whichever kind; the project deleted where
+    # it lives (the shared workspace, or the tenant's own).
+    result = offboard_tenant(tenant_id, delete_project=True)
     assert result.outcome == "offboarded" and replaced.key_id in result.revoked_key_ids
+    assert (result.project, result.project_id) == ("deleted", record.project_id)
     assert live_tool_keys(stack, tenant_id) == set()
     assert _dead(replaced.api_key, record.workspace_id)
+    assert _runs_by_workspace(stack, tenant_id) == {}
 
 
 def test_workspace_tenants_cannot_read_each_other(
