@@ -69,24 +69,26 @@ def list_tenants() -> None:
     """Tenants with their project, current key id, key age and rotation state."""
 
     def action() -> None:
+        from tenant_keys.keys import KeyScope
         from tenant_keys.revoke import STATUS_NO_KEY, has_no_key
         from tenant_keys.secret_store import PENDING, RETIRE_PENDING, TAG_BUDGET
         from tenant_keys.services import get_services
 
         store = get_services().store
-        table = Table("tenant", "project", "key id", "key age", "state", "budget")
+        table = Table("tenant", "project", "isolation", "key id", "key age", "state", "budget")
         for tenant_id in sorted(store.iter_tenants()):
             try:
                 state = store.describe(tenant_id)
                 if state.scheduled_for_deletion:
                     table.add_row(
-                        tenant_id, "", "", "", "offboarded (secret scheduled for deletion)", ""
+                        tenant_id, "", "", "", "", "offboarded (secret scheduled for deletion)", ""
                     )
                     continue
                 record = store.read(tenant_id)
             except TenantKeysError as exc:  # one broken tenant must not hide the others
                 table.add_row(
                     tenant_id,
+                    "",
                     "",
                     "",
                     "",
@@ -100,6 +102,7 @@ def list_tenants() -> None:
             table.add_row(
                 tenant_id,
                 record.project_name,
+                KeyScope.of(state.tags).mode,
                 record.key_id,
                 f"{age.days}d {age.seconds // 3600}h",
                 ", ".join(flags) or "ok",

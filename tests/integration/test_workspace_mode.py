@@ -290,6 +290,23 @@ def test_a_migration_stopped_after_the_promotion_revokes_the_old_key_on_rerun(
     assert_no_orphans(stack, tenant_id)
 
 
+def test_cli_migrate_moves_the_tenant_and_list_shows_its_mode(
+    stack: LocalStack, tenant_id: str, org_admin: None
+) -> None:
+    _onboard(tenant_id, "project")
+    runner = CliRunner()
+
+    moved = runner.invoke(app, ["migrate", tenant_id, "--to", "workspace"], env={"COLUMNS": "250"})
+    listing = runner.invoke(app, ["list"], env={"COLUMNS": "250"})
+
+    assert moved.exit_code == 0, moved.output
+    assert (
+        "migrated" in moved.output and get_services().store.read(tenant_id).key_id in moved.output
+    )
+    line = next(line for line in listing.output.splitlines() if tenant_id in line)
+    assert "workspace" in line.split() and "ok" in line
+
+
 def test_cli_migrate_refuses_an_unknown_tenant_in_one_line(
     stack: LocalStack, tenant_id: str, org_admin: None
 ) -> None:
