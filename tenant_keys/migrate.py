@@ -98,13 +98,19 @@ def ensure_target(services: Services, tenant_id: str) -> MigrationTarget:
 def store_new_key(
     services: Services, tenant_id: str, target: MigrationTarget, state: SecretState
 ) -> KeyRef:
-    """The new key under `MIGRATING`: resumed if an earlier run stored it, else minted now
-    (a failed store deletes it: `mint_and_store`)."""
+    """The new key under `MIGRATING`: resumed if an earlier run stored it and it still works,
+    else minted now (a failed store deletes it: `mint_and_store`). A stored key that no longer
+    authenticates (deleted meanwhile, e.g. by reconcile as unreferenced) is dropped first."""
     store = services.store
     version = state.version_with(MIGRATING)
     if version is not None:
         record = store.read(tenant_id, stage=MIGRATING, version_id=version)
-        return KeyRef(tenant_id=tenant_id, key_id=record.key_id, short_key="", version_id=version)
+        resumed = KeyRef(
+            tenant_id=tenant_id, key_id=record.key_id, short_key="", version_id=version
+        )
+        if services.langsmith.authenticates(record.api_key, workspace_id=record.workspace_id):
+            return resumed
+        discard_new_key(services, tenant_id, resumed, target)
     base = store.read(tenant_id).model_copy(
         update={
             "project_id": target.project_id,

@@ -271,6 +271,26 @@ def test_a_migration_stopped_half_way_is_finished_by_a_rerun(
     assert live_tool_keys(stack, tenant_id) == {stored.key_id}
 
 
+def test_a_stored_migration_key_deleted_meanwhile_is_replaced_on_rerun(
+    stack: LocalStack, tenant_id: str, org_admin: None
+) -> None:
+    services = get_services()
+    _onboard(tenant_id, "project")
+    target = migrate_steps.ensure_target(services, tenant_id)
+    stored = migrate_steps.store_new_key(
+        services, tenant_id, target, services.store.describe(tenant_id)
+    )
+    target.scope.delete(services.langsmith, stored.key_id)  # as reconcile does to an orphan
+
+    result = migrate_tenant(tenant_id, "workspace")
+
+    assert result.outcome == "migrated" and result.key_id != stored.key_id
+    assert current_key_works(tenant_id)
+    assert migrate_steps.MIGRATING not in {
+        label for labels in services.store.describe(tenant_id).versions.values() for label in labels
+    }
+
+
 def test_a_migration_stopped_after_the_promotion_revokes_the_old_key_on_rerun(
     stack: LocalStack, tenant_id: str, org_admin: None
 ) -> None:
