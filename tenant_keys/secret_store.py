@@ -132,17 +132,7 @@ class SecretStore:
 
     def iter_tenants(self) -> Iterator[str]:
         """Every tenant id with a secret under the prefix (ListSecrets may lag ~minutes behind writes)."""
-        paginator = self._client.get_paginator("list_secrets")
-        pages = paginator.paginate(
-            Filters=[{"Key": "name", "Values": [self.prefix]}], PaginationConfig={"PageSize": 100}
-        )
-        try:
-            for page in pages:
-                for entry in page["SecretList"]:
-                    if entry["Name"].startswith(self.prefix):
-                        yield self.tenant_of(entry["Name"])
-        except (ClientError, BotoCoreError) as exc:
-            raise _store_error("ListSecrets", self.prefix + "*", exc) from None
+        return (tenant_id for tenant_id, _ in self.iter_tenant_tags())
 
     def iter_tenant_tags(self) -> Iterator[tuple[str, dict[str, str]]]:
         """(tenant id, tags) of every tenant secret: ListSecrets carries the tags, so this costs

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
@@ -11,6 +11,9 @@ from rich.table import Table
 from tenant_keys.cli.app import app, console, run
 from tenant_keys.errors import BadInput, TenantKeysError
 from tenant_keys.models import utcnow
+
+if TYPE_CHECKING:
+    from tenant_keys.secret_store import SecretStore
 
 
 def read_tenant_file(path: Path) -> list[tuple[str, int | None]]:
@@ -69,45 +72,44 @@ def list_tenants() -> None:
     """Tenants with their project, current key id, key age and rotation state."""
 
     def action() -> None:
-        from tenant_keys.keys import KeyScope
-        from tenant_keys.revoke import STATUS_NO_KEY, has_no_key
-        from tenant_keys.secret_store import PENDING, RETIRE_PENDING, TAG_BUDGET
         from tenant_keys.services import get_services
 
         store = get_services().store
-        table = Table("tenant", "project", "isolation", "key id", "key age", "state", "budget")
+        table = Table()
+        # Ids never wrap: an operator copies them, and a wrapped id cannot be searched for.
+        for column in ("tenant", "project", "isolation", "key id"):
+            table.add_column(column, no_wrap=True)
+        for column in ("key age", "state", "budget"):
+            table.add_column(column)
         for tenant_id in sorted(store.iter_tenants()):
-            try:
-                state = store.describe(tenant_id)
-                if state.scheduled_for_deletion:
-                    table.add_row(
-                        tenant_id, "", "", "", "", "offboarded (secret scheduled for deletion)", ""
-                    )
-                    continue
-                record = store.read(tenant_id)
-            except TenantKeysError as exc:  # one broken tenant must not hide the others
-                table.add_row(
-                    tenant_id,
-                    "",
-                    "",
-                    "",
-                    "",
-                    f"[red]{type(exc).__name__}[/red]: see `tenant-keys reconcile`",
-                    "",
-                )
-                continue
-            flags = [label for label in (PENDING, RETIRE_PENDING) if state.version_with(label)]
-            flags += [STATUS_NO_KEY] if has_no_key(state, record.key_id) else []
-            age = utcnow() - record.issued_at
-            table.add_row(
-                tenant_id,
-                record.project_name,
-                KeyScope.of(state.tags).mode,
-                record.key_id,
-                f"{age.days}d {age.seconds // 3600}h",
-                ", ".join(flags) or "ok",
-                state.tags.get(TAG_BUDGET, ""),
-            )
+            table.add_row(*_tenant_row(store, tenant_id))
         console.print(table)
 
     run(action)
+
+
+def _tenant_row(store: SecretStore, tenant_id: str) -> list[str]:
+    """One line of `list`; a tenant the tool cannot read shows why instead of hiding the rest."""
+    from tenant_keys.keys import KeyScope
+    from tenant_keys.revoke import STATUS_NO_KEY, has_no_key
+    from tenant_keys.secret_store import PENDING, RETIRE_PENDING, TAG_BUDGET
+
+    try:
+        state = store.describe(tenant_id)
+        if state.scheduled_for_deletion:
+            return [tenant_id, "", "", "", "", "offboarded", ""]
+        record = store.read(tenant_id)
+    except TenantKeysError as exc:
+        return [tenant_id, "", "", "", "", f"[red]{type(exc).__name__}[/red]", ""]
+    flags = [label for label in (PENDING, RETIRE_PENDING) if state.version_with(label)]
+    flags += [STATUS_NO_KEY] if has_no_key(state, record.key_id) else []
+    age = utcnow() - record.issued_at
+    return [
+        tenant_id,
+        record.project_name,
+        KeyScope.of(state.tags).mode,
+        record.key_id,
+        f"{age.days}d {age.seconds // 3600}h",
+        ", ".join(flags) or "ok",
+        state.tags.get(TAG_BUDGET, ""),
+    ]
