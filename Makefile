@@ -27,6 +27,7 @@ bench: $(STAMP)  ## benchmarks, apart from the tests; they print their figures
 	$(PY) benchmarks/revoke.py
 	$(PY) benchmarks/quota.py
 	$(PY) benchmarks/reconcile.py
+	$(PY) benchmarks/isolation_modes.py
 
 clean:
 	rm -rf $(VENV) .devstack .pytest_cache .ruff_cache
