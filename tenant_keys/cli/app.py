@@ -11,6 +11,8 @@ from typing import Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.measure import Measurement
+from rich.table import Table
 
 from tenant_keys.errors import TenantKeysError
 
@@ -31,6 +33,17 @@ def run(action: Callable[[], T]) -> T:
     except TenantKeysError as exc:
         err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
+
+
+def print_table(table: Table) -> None:
+    """Print a table at its natural width, so ids are never cut, on a narrow terminal or a pipe."""
+    natural = Measurement.get(console, console.options.update_width(100_000), table).maximum
+    width = console.width
+    console.width = max(width, natural)
+    try:
+        console.print(table)
+    finally:
+        console.width = width
 
 
 def print_state(state: Any) -> None:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
-from tenant_keys.cli.app import app, console, run
+from tenant_keys.cli.app import app, print_table, run
 from tenant_keys.errors import BadInput, TenantKeysError
 from tenant_keys.models import utcnow
 
@@ -62,7 +62,7 @@ def onboard(
         table = Table("tenant", "outcome", "project id", "key id", "budget")
         for r in results:
             table.add_row(r.tenant_id, r.outcome, r.project_id, r.key_id, str(r.trace_budget or ""))
-        console.print(table)
+        print_table(table)
 
     run(action)
 
@@ -75,15 +75,10 @@ def list_tenants() -> None:
         from tenant_keys.services import get_services
 
         store = get_services().store
-        table = Table()
-        # Ids never wrap: an operator copies them, and a wrapped id cannot be searched for.
-        for column in ("tenant", "project", "isolation", "key id"):
-            table.add_column(column, no_wrap=True)
-        for column in ("key age", "state", "budget"):
-            table.add_column(column)
+        table = Table("tenant", "project", "isolation", "key id", "key age", "state", "budget")
         for tenant_id in sorted(store.iter_tenants()):
             table.add_row(*_tenant_row(store, tenant_id))
-        console.print(table)
+        print_table(table)
 
     run(action)
 
