@@ -179,3 +179,22 @@ def test_example_app_across_a_rotation_and_a_revoke(stack: LocalStack, tenant_id
         runs = _runs(stack, t)
         assert len(runs) == 15 and {r.inputs["tenant_id"] for r in runs} == {t}
     tracing.close()
+
+
+def test_langchain_runs_go_to_the_tenants_project(stack: LocalStack, tenant_id: str) -> None:
+    from langchain_core.runnables import RunnableLambda
+
+    onboard_tenants([tenant_id])
+    tracing = _tracing()
+    tracer = tracing.langchain_tracer(tenant_id)
+    assert tracer is not None
+    chain = RunnableLambda(lambda question: f"answer to {question}").with_config(
+        run_name="lc-chain"
+    )
+    assert chain.invoke("q1", config={"callbacks": [tracer]}) == "answer to q1"
+    tracer.wait_for_futures()
+    _flush(tracing)
+    runs = _runs(stack, tenant_id)
+    assert [r.name for r in runs] == ["lc-chain"]
+    assert tracing.langchain_tracer("never-onboarded") is None
+    tracing.close()
