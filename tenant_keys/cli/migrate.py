@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from tenant_keys.cli.app import app, console, run
+from tenant_keys.cli.app import app, print_table, run
 
 
 @app.command()
@@ -30,6 +30,6 @@ def migrate(
             result.key_id,
             ", ".join(result.revoked_key_ids),
         )
-        console.print(table)
+        print_table(table)
 
     run(action)

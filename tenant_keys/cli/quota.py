@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from tenant_keys.cli.app import app, console, print_state, run
+from tenant_keys.cli.app import app, console, print_state, print_table, run
 
 budget_app = typer.Typer(help="Trace budgets per tenant (kept in the tenant secret's tags).")
 app.add_typer(budget_app, name="budget")
@@ -60,7 +60,7 @@ def print_quota_table(rows: list[dict[str, str | int | None]]) -> None:
     table = Table(*columns)
     for row in rows:
         table.add_row(*("" if v is None else str(v) for v in row.values()))
-    console.print(table)
+    print_table(table)
 
 
 @budget_app.command(name="set", context_settings={"ignore_unknown_options": True})

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from tenant_keys.cli.app import app, console, print_state, run
+from tenant_keys.cli.app import app, print_state, print_table, run
 from tenant_keys.models import validate_tenant_id
 
 
@@ -59,7 +59,7 @@ def _print_report(report: Any) -> None:
             row.error or row.reason,
         )
     if report.rows:
-        console.print(table)
+        print_table(table)
 
 
 @app.command()
@@ -89,6 +89,6 @@ def offboard(
             secret,
             f"{result.project} {result.project_id or ''}".strip(),
         )
-        console.print(table)
+        print_table(table)
 
     run(action)
