@@ -13,6 +13,10 @@ class LangSmithError(TenantKeysError):
 
     status: int | None = None
     hint = ""
+    # Worth retrying: the same call may succeed in a moment.
+    transient = False
+    # The request may have taken effect although no success reached us.
+    maybe_applied = False
 
     def __init__(self, route: str, detail: str = "", status: int | None = None) -> None:
         self.route = route
@@ -27,16 +31,6 @@ class LangSmithError(TenantKeysError):
         if self.hint:
             text += f" ({self.hint})"
         super().__init__(text)
-
-    @property
-    def transient(self) -> bool:
-        """Worth retrying: the same call may succeed in a moment."""
-        return False
-
-    @property
-    def maybe_applied(self) -> bool:
-        """The request may have taken effect although no success reached us."""
-        return False
 
 
 class AuthError(LangSmithError):
@@ -77,47 +71,28 @@ class RateLimited(LangSmithError):
         self.retry_after = retry_after
         super().__init__(route, detail)
 
-    @property
-    def transient(self) -> bool:
-        return True
+    transient = True
 
 
 class ServerError(LangSmithError):
-    @property
-    def transient(self) -> bool:
-        return True
-
-    @property
-    def maybe_applied(self) -> bool:
-        return True
+    transient = True
+    maybe_applied = True
 
 
 class Timeout(LangSmithError):
     hint = "LangSmith did not answer in time"
-
-    @property
-    def transient(self) -> bool:
-        return True
-
-    @property
-    def maybe_applied(self) -> bool:
-        return True
+    transient = True
+    maybe_applied = True
 
 
 class ConnectionFailed(LangSmithError):
     """The connection failed. `maybe_applied` is False only when it was never established."""
 
+    transient = True
+
     def __init__(self, route: str, detail: str, *, request_sent: bool) -> None:
-        self.request_sent = request_sent
+        self.maybe_applied = request_sent
         super().__init__(route, detail)
-
-    @property
-    def transient(self) -> bool:
-        return True
-
-    @property
-    def maybe_applied(self) -> bool:
-        return self.request_sent
 
 
 def error_for_status(

@@ -247,3 +247,24 @@ def test_cli_rotates_several_tenants_with_a_progress_bar(stack: LocalStack, tena
     assert all(get_services().store.read(t).key_id != before[t] for t in ids)
     bad = CliRunner().invoke(app, ["rotate", "Not_A_Slug"])
     assert bad.exit_code == 2 and "lowercase slug" in bad.output
+
+
+def test_with_a_grace_window_the_old_key_is_retired_after_it(
+    stack: LocalStack, tenant_id: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tenant_keys.services import reset_services
+
+    old_key = _onboarded(tenant_id)
+    monkeypatch.setenv("TENANT_KEYS_GRACE_SECONDS", "2")
+    reset_services()
+    try:
+        store = get_services().store
+        state = rotate_keys([tenant_id], rotation_id="r-grace", return_state=True)
+        assert state.is_completed(), state.message
+        assert old_key not in live_tool_keys(stack, tenant_id), "retired once the grace passed"
+        assert RETIRE_PENDING not in _labels(tenant_id)
+        assert store.read(tenant_id).rotation_id == "r-grace"
+    finally:
+        monkeypatch.delenv("TENANT_KEYS_GRACE_SECONDS")
+        reset_services()
+    assert_no_orphans(stack, tenant_id)
