@@ -9,6 +9,12 @@ call on a 2-core machine, 200 s for a thousand tenants. The same server calls
 through one shared client take ~19 ms for an acquire and release; this module
 makes them (`increment-with-lease`, `renew`, `decrement-with-lease`) and keeps
 the lease alive while the lock is held.
+
+On SQLite the server answers 503 when its database is busy, and the Prefect
+client waits 2 s before it retries (and before it gives up, retries off): in a
+rotation fan-out that stalled one lock call in five by 2 s, and a revoke waits
+on the same lock. So these calls go past the client's retry loop, on its
+configured HTTP client, and retry a 503 here within tens of milliseconds.
 """
 
 from __future__ import annotations
@@ -20,9 +26,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from typing import Any
 
+import httpx
 from prefect.client.orchestration import SyncPrefectClient, get_client
 from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
-from prefect.exceptions import ObjectAlreadyExists, PrefectHTTPStatusError
+from prefect.exceptions import ObjectAlreadyExists
 
 from tenant_keys.errors import TenantKeysError
 
@@ -35,6 +42,8 @@ DEFAULT_WAIT_SECONDS = 600.0
 # renews its lease in the background however long it holds it.
 LEASE_SECONDS = 60.0
 _LOCKED = 423  # the server's answer while the slot is taken; it sends Retry-After
+_BUSY = 503  # the server's database is busy (SQLite: "database is locked")
+_RETRIES = 100
 
 
 class LockUnavailable(TenantKeysError):
@@ -108,42 +117,60 @@ def tenant_locks(
     finally:
         stop.set()
         renewer.join()
-        with suppress(PrefectHTTPStatusError), _server_calls:  # an expired lease is released
-            client.release_concurrency_slots_with_lease(lease_id)
+        # An expired lease (404) was released by the server already.
+        _send(client, "/v2/concurrency_limits/decrement-with-lease", {"lease_id": lease_id})
 
 
-def _acquire(client: SyncPrefectClient, names: list[str], wait_seconds: float) -> Any:
+def _acquire(client: SyncPrefectClient, names: list[str], wait_seconds: float) -> str:
     deadline = time.monotonic() + wait_seconds
+    body = {"names": names, "slots": 1, "mode": "concurrency", "lease_duration": LEASE_SECONDS}
     while True:
-        try:
-            with _server_calls:
-                response = client.increment_concurrency_slots_with_lease(
-                    names=names, slots=1, mode="concurrency", lease_duration=LEASE_SECONDS
-                )
-        except PrefectHTTPStatusError as exc:
-            if exc.response.status_code != _LOCKED:
-                raise
-            retry_after = float(exc.response.headers.get("Retry-After") or 1.0)
+        response = _send(client, "/v2/concurrency_limits/increment-with-lease", body)
+        if response.status_code == _LOCKED:
+            retry_after = float(response.headers.get("Retry-After") or 1.0)
             if time.monotonic() + retry_after > deadline:
                 raise LockUnavailable(
                     f"lock {_names(names)} still held after {wait_seconds:.0f} s: another run works "
                     "on this tenant; wait for it, or see the runbook if a run died holding it"
-                ) from None
+                )
             time.sleep(retry_after * random.uniform(0.5, 1.0))  # jitter: waiters don't stampede
             continue
-        body = response.json()
-        if len(body.get("limits") or []) < len(names):
+        response.raise_for_status()
+        lease = response.json()
+        if len(lease.get("limits") or []) < len(names):
             raise LockUnavailable(
                 f"lock {_names(names)} does not exist: onboard the tenant (it creates the lock)"
             )
-        return body["lease_id"]
+        return str(lease["lease_id"])
 
 
 def _names(names: list[str]) -> str:
     return names[0] if len(names) == 1 else f"{names[0]} (+{len(names) - 1} more)"
 
 
-def _renew(client: SyncPrefectClient, lease_id: Any, stop: threading.Event) -> None:
+def _renew(client: SyncPrefectClient, lease_id: str, stop: threading.Event) -> None:
+    body = {"lease_duration": LEASE_SECONDS}
     while not stop.wait(LEASE_SECONDS / 3):
-        with suppress(Exception):  # a missed renewal is retried at the next tick
-            client.renew_concurrency_lease(lease_id, lease_duration=LEASE_SECONDS)
+        with suppress(httpx.HTTPError):  # a missed renewal is retried at the next tick
+            _send(client, f"/v2/concurrency_limits/leases/{lease_id}/renew", body)
+
+
+def _send(client: SyncPrefectClient, path: str, body: dict[str, Any]) -> httpx.Response:
+    """POST to the server's concurrency API, one call at a time; a busy server (503) or a
+    failed connection is retried every few ms, up to ~3 s."""
+    http = client._client  # the configured httpx client: API URL, auth headers, TLS settings
+    request = http.build_request("POST", path, json=body)
+    attempt = 0
+    while True:
+        try:
+            with _server_calls:
+                # httpx's own send: past the Prefect client's retry loop and its 2 s sleeps.
+                response = httpx.Client.send(http, request)
+        except httpx.TransportError:
+            if attempt == _RETRIES:
+                raise
+        else:
+            if response.status_code != _BUSY or attempt == _RETRIES:
+                return response
+        attempt += 1
+        time.sleep(random.uniform(0.01, 0.05))

@@ -136,11 +136,14 @@ def retire_old_key(
     if old.key_id == current.key_id:  # never delete the live key, whatever the labels say
         store.remove_label(tenant_id, RETIRE_PENDING, from_version=version)
         return RetireResult()
-    retire_key(services, tenant_id, version=version, key_id=old.key_id)
+    retire_key(services, tenant_id, KeyScope.of(state.tags), version=version, key_id=old.key_id)
     return RetireResult(key_id=old.key_id)
 
 
-def retire_key(services: Services, tenant_id: str, *, version: str, key_id: str) -> None:
-    """Delete the key of the RETIRE_PENDING `version` (404: already gone), then drop the label."""
-    tenant_scope(services, tenant_id).delete(services.langsmith, key_id)
+def retire_key(
+    services: Services, tenant_id: str, scope: KeyScope, *, version: str, key_id: str
+) -> None:
+    """Delete the key of the RETIRE_PENDING `version` in `scope` (404: already gone), then drop
+    the label."""
+    scope.delete(services.langsmith, key_id)
     services.store.remove_label(tenant_id, RETIRE_PENDING, from_version=version)

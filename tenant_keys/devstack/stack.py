@@ -9,13 +9,13 @@ runs on Ctrl-C (the context manager's exit).
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import secrets
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -187,22 +187,19 @@ class MotoServer:
     """moto's Secrets Manager server in a background thread."""
 
     def __init__(self, port: int = 0) -> None:
-        from moto.server import ThreadedMotoServer
-
-        # moto's werkzeug logs every request line; the stack's users want their own output.
-        logging.getLogger("werkzeug").setLevel(logging.WARNING)
+        from tenant_keys.devstack import moto_secrets
 
         self.port = port or free_port()
-        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
-        self._running = False
+        self._server = moto_secrets.make(self.port)
+        self._thread: threading.Thread | None = None
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> None:
-        self._server.start()
-        self._running = True
+        self._thread = threading.Thread(target=self._server.serve_forever, name="moto", daemon=True)
+        self._thread.start()
         _wait_until(
             lambda: httpx.get(f"{self.url}/moto-api/", timeout=2).status_code < 500,
             10,
@@ -210,9 +207,11 @@ class MotoServer:
         )
 
     def stop(self) -> None:
-        if self._running:
-            self._running = False
-            self._server.stop()
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            thread.join()
 
 
 class MotoProcess(ChildServer):
@@ -221,10 +220,9 @@ class MotoProcess(ChildServer):
     def __init__(self, log_dir: Path, port: int = 0) -> None:
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        moto = str(Path(sys.executable).with_name("moto_server"))
         super().__init__(
             "moto server",
-            [moto, "-H", "127.0.0.1", "-p", str(self.port)],
+            [sys.executable, "-m", "tenant_keys.devstack.moto_secrets", "--port", str(self.port)],
             health_url=f"{self.url}/moto-api/",
             log_path=log_dir / "moto.log",
         )
