@@ -62,7 +62,7 @@ def find_secret(services: Services, tenant_id: str) -> SecretState | None:
 
 def mark_offboarding(services: Services, tenant_id: str, state: SecretState | None) -> bool:
     """Tag a live secret as being offboarded (AWS refuses tags on one scheduled for deletion)."""
-    if state is None or state.scheduled_for_deletion or TAG_OFFBOARDING in state.tags:
+    if state is None or state.leaving:
         return False
     services.store.set_tags(tenant_id, {TAG_OFFBOARDING: utcnow().isoformat()})
     return True

@@ -31,7 +31,7 @@ from tenant_keys.keys import (
 )
 from tenant_keys.langsmith import Project
 from tenant_keys.models import IsolationMode, project_name, validate_tenant_id, version_token
-from tenant_keys.secret_store import TAG_BUDGET, TAG_OFFBOARDING, TAG_PROJECT
+from tenant_keys.secret_store import TAG_BUDGET, TAG_PROJECT
 from tenant_keys.services import Services, get_services
 from tenant_keys.workspaces import ensure_tenant_workspace, isolation_for
 
@@ -225,7 +225,7 @@ def refuse_offboarded(services: Services, tenant_ids: list[str]) -> None:
             state = services.store.describe(tenant_id)
         except TenantNotFound:
             continue
-        if state.scheduled_for_deletion or TAG_OFFBOARDING in state.tags:
+        if state.leaving:
             raise TenantOffboarded(tenant_id, state.name)
 
 

@@ -45,14 +45,14 @@ from tenant_keys.rotation import (
     retire_old_key,
     test_pending_key,
 )
-from tenant_keys.secret_store import RETIRE_PENDING, SecretState
+from tenant_keys.secret_store import RETIRE_PENDING, TAG_OFFBOARDING, SecretState
 from tenant_keys.services import get_services
 
 # Tenants per task and per lock lease: small enough that a revoke waiting on one tenant of
 # the batch waits seconds, large enough that Prefect's per-task work is spread thin.
 BATCH = 16
 
-Outcome = Literal["rotated", "already-rotated", "waiting", "failed", "retire-failed"]
+Outcome = Literal["rotated", "already-rotated", "waiting", "offboarding", "failed", "retire-failed"]
 FAILED = ("failed", "retire-failed")
 
 
@@ -82,6 +82,8 @@ def rotate_one(
 
     with nullcontext() if locked else tenant_lock(tenant_id):
         state = store.describe(tenant_id)
+        if state.leaving:  # offboarding deletes its keys; a new one would only outlive it
+            return result("offboarding")
         if state.version_with(RETIRE_PENDING):
             # An earlier rotation's old key must be gone before this one marks another.
             earlier = retire_tenant_key(tenant_id, grace_seconds=grace, state=state)
@@ -136,7 +138,8 @@ def _retire_alarm(tenant_id: str, key_id: str | None) -> Iterator[None]:
 def resolve_tenants(tenants: list[str] | Literal["all"]) -> list[str]:
     """The tenant ids to act on, validated before any side effect."""
     if tenants == "all":
-        return sorted(get_services().store.iter_tenants())
+        listed = get_services().store.iter_tenant_tags()
+        return sorted(tenant_id for tenant_id, tags in listed if TAG_OFFBOARDING not in tags)
     if not tenants:
         raise BadInput("no tenants given: name tenants or pass 'all'")
     return [validate_tenant_id(t) for t in dict.fromkeys(tenants)]

@@ -32,11 +32,9 @@ from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
 from prefect.exceptions import ObjectAlreadyExists
 
 from tenant_keys.errors import TenantKeysError
+from tenant_keys.services import get_services
 
 LOCK_PREFIX = "tenant-keys-tenant-"
-# A rotation holds the lock for seconds; a waiter gives up after this long
-# rather than queue behind a stuck run forever.
-DEFAULT_WAIT_SECONDS = 600.0
 # The server's minimum. A run that dies holding the lock blocks its tenant until the
 # lease lapses (this long, plus up to 15 s for the server's repossessor); a live run
 # renews its lease in the background however long it holds it.
@@ -92,22 +90,22 @@ def ensure_tenant_locks(tenant_ids: list[str]) -> None:
 
 
 @contextmanager
-def tenant_lock(tenant_id: str, *, wait_seconds: float = DEFAULT_WAIT_SECONDS) -> Iterator[None]:
-    """Hold the tenant's lock; raises `LockUnavailable` if it is missing or not free in time."""
-    with tenant_locks([tenant_id], wait_seconds=wait_seconds):
+def tenant_lock(tenant_id: str) -> Iterator[None]:
+    """Hold the tenant's lock; raises `LockUnavailable` if it is missing or not free in time
+    (`TENANT_KEYS_LOCK_WAIT_SECONDS`)."""
+    with tenant_locks([tenant_id]):
         yield
 
 
 @contextmanager
-def tenant_locks(
-    tenant_ids: list[str], *, wait_seconds: float = DEFAULT_WAIT_SECONDS
-) -> Iterator[None]:
+def tenant_locks(tenant_ids: list[str]) -> Iterator[None]:
     """Hold the locks of several tenants at once: one lease, taken all or nothing.
 
     A fan-out takes its tenants' locks a batch at a time: a lease per tenant would queue a
     thousand writes on the server's database, which measured ~6 s of waiting per tenant.
     """
     client = _shared_client()
+    wait_seconds = get_services().settings.lock_wait_seconds
     lease_id = _acquire(client, [lock_name(t) for t in tenant_ids], wait_seconds)
     stop = threading.Event()
     renewer = threading.Thread(target=_renew, args=(client, lease_id, stop), daemon=True)

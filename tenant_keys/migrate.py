@@ -30,7 +30,6 @@ from tenant_keys.secret_store import (
     CURRENT,
     PENDING,
     RETIRE_PENDING,
-    TAG_OFFBOARDING,
     TAG_PROJECT,
     SecretState,
 )
@@ -59,7 +58,7 @@ def check_migratable(state: SecretState, to: str) -> None:
             f"cannot migrate to {to!r}: only `--to workspace` is supported (moving a tenant back "
             "into the shared workspace would give up its isolation)"
         )
-    if state.scheduled_for_deletion or TAG_OFFBOARDING in state.tags:
+    if state.leaving:
         raise BadInput(f"secret {state.name} belongs to an offboarded tenant: nothing to migrate")
 
 

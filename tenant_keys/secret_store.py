@@ -51,6 +51,11 @@ class SecretState(BaseModel):
     tags: dict[str, str]
     scheduled_for_deletion: bool = False
 
+    @property
+    def leaving(self) -> bool:
+        """The tenant is being offboarded (tagged) or was (scheduled for deletion)."""
+        return self.scheduled_for_deletion or TAG_OFFBOARDING in self.tags
+
     def version_with(self, label: str) -> str | None:
         return next((v for v, labels in self.versions.items() if label in labels), None)
 

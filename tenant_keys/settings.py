@@ -60,6 +60,9 @@ class Settings(BaseSettings):
 
     # How many tenants a fan-out works on at once.
     max_concurrency: Annotated[int, Field(ge=1, le=512)] = 64
+    # How long a run waits for a tenant's lock (another run holds it) before it fails that
+    # tenant, rather than queue behind a stuck run forever.
+    lock_wait_seconds: Annotated[float, Field(gt=0)] = 600.0
 
     # Where the automations (`tenant-keys automations`) send notifications: a Slack incoming
     # webhook or any URL that takes a JSON POST. A secret: such URLs carry their own token.

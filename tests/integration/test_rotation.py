@@ -3,16 +3,28 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import boto3
 import pytest
+from prefect import get_client
+from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+from prefect.client.schemas.objects import TaskRun
+from prefect.states import State
 
 from flows.onboarding import onboard_tenants
-from flows.rotation import rotate_keys
+from flows.rotation import resolve_tenants, rotate_keys
+from tasks.locks import tenant_lock
 from tenant_keys.devstack.stack import LocalStack
 from tenant_keys.errors import SecretStoreError
-from tenant_keys.secret_store import CURRENT, PENDING, RETIRE_PENDING, SecretStore
-from tenant_keys.services import get_services
+from tenant_keys.secret_store import (
+    CURRENT,
+    PENDING,
+    RETIRE_PENDING,
+    TAG_OFFBOARDING,
+    SecretStore,
+)
+from tenant_keys.services import get_services, reset_services
 from tests.invariants import assert_no_orphans, current_key_works, live_tool_keys
 
 pytestmark = pytest.mark.usefixtures("stack")
@@ -197,6 +209,73 @@ def test_one_failing_tenant_does_not_stop_the_others(stack: LocalStack, tenant_i
         assert current_key_works(t)
 
 
+def test_a_lock_held_past_the_wait_fails_the_batch_visibly_and_touches_nothing(
+    stack: LocalStack, tenant_id: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ids = [f"{tenant_id}-{n}" for n in range(2)]  # one batch: its locks go under one lease
+    onboard_tenants(ids)
+    store = get_services().store
+    keys = {t: store.read(t).key_id for t in ids}
+    monkeypatch.setenv("TENANT_KEYS_LOCK_WAIT_SECONDS", "2")
+    reset_services()
+    held, release = threading.Event(), threading.Event()
+
+    def hold_lock() -> None:  # another run, stuck on one tenant of the batch
+        with tenant_lock(ids[1]):
+            held.set()
+            release.wait(60)
+
+    holder = threading.Thread(target=hold_lock)
+    holder.start()
+    try:
+        assert held.wait(30)
+        state = rotate_keys(ids, rotation_id="r-locked", return_state=True)
+    finally:
+        release.set()
+        holder.join()
+        monkeypatch.delenv("TENANT_KEYS_LOCK_WAIT_SECONDS")
+        reset_services()
+
+    assert state.is_failed() and "0 of 2 tenant(s) ok, 2 failed" in (state.message or "")
+    assert {t: store.read(t).key_id for t in ids} == keys, "no tenant of the batch was touched"
+    for t in ids:
+        assert live_tool_keys(stack, t) == {keys[t]}
+    # In the UI, the batch's task run is Failed and names its tenants.
+    batch = _task_run(state, "rotate-")
+    assert batch.state is not None and batch.state.is_failed()
+    assert all(t in (batch.state.message or "") for t in ids), batch.state.message
+
+
+def _task_run(state: State, prefix: str) -> TaskRun:
+    """The flow run's task run named `prefix...`, once the server recorded its final state."""
+    flow_run_id = state.state_details.flow_run_id
+    deadline = time.monotonic() + 30
+    with get_client(sync_client=True) as client:
+        while True:
+            runs = client.read_task_runs(
+                flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id]))
+            )
+            found = [r for r in runs if r.name.startswith(prefix)]
+            if found and found[0].state and found[0].state.is_final():
+                return found[0]
+            assert time.monotonic() < deadline, f"no final task run {prefix}*: {runs}"
+            time.sleep(0.5)
+
+
+def test_a_tenant_being_offboarded_is_not_rotated(stack: LocalStack, tenant_id: str) -> None:
+    key = _onboarded(tenant_id)
+    get_services().store.set_tags(tenant_id, {TAG_OFFBOARDING: "2026-11-27T00:00:00+00:00"})
+    mints = stack.langsmith.control.request_counts()["by_route"].get("POST /api/v1/api-key", 0)
+
+    state = rotate_keys([tenant_id], rotation_id="r-leaving", return_state=True)
+
+    assert state.is_completed(), state.message
+    assert get_services().store.read(tenant_id).key_id == key
+    counts = stack.langsmith.control.request_counts()["by_route"]
+    assert counts.get("POST /api/v1/api-key", 0) == mints, "no key minted for a leaving tenant"
+    assert tenant_id not in resolve_tenants("all")
+
+
 def test_two_concurrent_rotations_of_one_tenant_serialise(
     stack: LocalStack, tenant_id: str
 ) -> None:
@@ -252,8 +331,6 @@ def test_cli_rotates_several_tenants_with_a_progress_bar(stack: LocalStack, tena
 def test_with_a_grace_window_the_old_key_is_retired_after_it(
     stack: LocalStack, tenant_id: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from tenant_keys.services import reset_services
-
     old_key = _onboarded(tenant_id)
     monkeypatch.setenv("TENANT_KEYS_GRACE_SECONDS", "2")
     reset_services()
