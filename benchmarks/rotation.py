@@ -1,11 +1,13 @@
 """Rotation fan-out benchmark: how close the weekly rotation sits to the rate-limit bound.
 
 Starts the local stack with the LangSmith emulator and moto in processes of their own,
-seeds N tenants, then runs the `rotate-keys` flow through a Prefect server twice:
+seeds N tenants, then runs the `rotate-keys` flow through a Prefect server three times:
 
-1. limited: emulated latency and LangSmith's rate limit on; prints wall time, calls per
-   system, 429s and the ratio of wall time to the bound (admin calls / limit);
-2. unlimited: same latency, no LangSmith rate limit and no pacing of Secrets Manager
+1. limited: emulated latency, LangSmith's rate limit and Secrets Manager's 50 writes/s on;
+   prints wall time, calls per system, 429s and the ratio of wall time to the binding
+   bound (calls / limit, per limit);
+2. langsmith-bound: the same without the write pacing, so LangSmith's limit binds;
+3. unlimited: same latency, no LangSmith rate limit and no pacing of Secrets Manager
    writes (moto has no quota; AWS's 50 writes/s would cap any loop at 10 rotations/s);
    compares tenants/s with a plain sequential loop (mint -> store -> delete per tenant,
    no Prefect) on a sample of tenants.
@@ -27,6 +29,9 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+# Every tenant's log line still goes to the Prefect server, as in a real run; only the
+# terminal is spared a thousand of them (before prefect is imported: it reads this then).
+os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
 
 from tenant_keys.devstack.stack import LocalStack
 
@@ -59,45 +64,52 @@ def main() -> None:
         LocalStack(Path(tmp), separate_processes=True) as stack,
     ):
         os.environ.update(stack.env())
-        os.environ["TENANT_KEYS_LANGSMITH_CALLS_PER_MINUTE"] = str(args.limit)
         os.environ["TENANT_KEYS_MAX_CONCURRENCY"] = str(args.concurrency)
 
         print(f"seeding {args.tenants} tenants ...", flush=True)
         started = time.monotonic()
-        os.environ["TENANT_KEYS_SECRET_WRITES_PER_SECOND"] = "100000"  # seeding is not measured
+        _set_limits(stack, latency_ms=0, langsmith=None, secret_writes=None)  # not measured
         tenants = seed(args.tenants)
-        del os.environ["TENANT_KEYS_SECRET_WRITES_PER_SECOND"]
-        _reset_services()
         print(f"  seeded in {time.monotonic() - started:.1f} s")
 
-        ctl = stack.langsmith.control
-        ctl.configure(latency_ms=args.latency_ms, rate_limits={"other": args.limit})
-        limited = run_rotation(stack, "bench-limited")
-        report("limited", limited, args, len(tenants))
+        _set_limits(
+            stack, args.latency_ms, langsmith=args.limit, secret_writes=SM_WRITES_PER_SECOND
+        )
+        report("limited", run_rotation(stack, "bench-limited"), args, len(tenants))
 
-        if not args.skip_unlimited:
-            ctl.configure(latency_ms=args.latency_ms, rate_limits=False)
-            os.environ["TENANT_KEYS_LANGSMITH_CALLS_PER_MINUTE"] = "1000000"
-            os.environ["TENANT_KEYS_SECRET_WRITES_PER_SECOND"] = "100000"
-            _reset_services()
-            unlimited = run_rotation(stack, "bench-unlimited")
-            report("unlimited", unlimited, args, len(tenants))
-            sequential = sequential_baseline(tenants[: args.sequential_sample])
-            fanout_rate = len(tenants) / unlimited["wall"]
-            print(
-                f"\nsequential loop (mint -> store -> delete, no Prefect), {len(sequential)} tenants:"
-            )
-            print(
-                f"  {1 / statistics.mean(sequential):.1f} tenants/s "
-                f"(median {statistics.median(sequential) * 1000:.0f} ms per tenant)"
-            )
-            print(
-                f"  fan-out / sequential throughput: {fanout_rate * statistics.mean(sequential):.1f}x "
-                "(goal: >= 4x)"
-            )
+        if args.skip_unlimited:
+            return
+        # What the fan-out does where LangSmith's limit binds (an account whose write quota
+        # was raised): does it sit at that bound without a 429 storm?
+        _set_limits(stack, args.latency_ms, langsmith=args.limit, secret_writes=None)
+        report("langsmith-bound", run_rotation(stack, "bench-langsmith"), args, len(tenants))
+
+        _set_limits(stack, args.latency_ms, langsmith=None, secret_writes=None)
+        unlimited = run_rotation(stack, "bench-unlimited")
+        report("unlimited", unlimited, args, len(tenants))
+        sequential = sequential_baseline(tenants[: args.sequential_sample])
+        fanout_rate = len(tenants) / unlimited["wall"]
+        print(
+            f"\nsequential loop (mint -> store -> delete, no Prefect), {len(sequential)} tenants:"
+        )
+        print(
+            f"  {1 / statistics.mean(sequential):.1f} tenants/s "
+            f"(median {statistics.median(sequential) * 1000:.0f} ms per tenant)"
+        )
+        print(
+            f"  fan-out / sequential throughput: {fanout_rate * statistics.mean(sequential):.1f}x "
+            "(goal: >= 4x)"
+        )
 
 
-def _reset_services() -> None:
+def _set_limits(
+    stack: LocalStack, latency_ms: float, *, langsmith: int | None, secret_writes: float | None
+) -> None:
+    """The emulator's latency and rate limit, and the client's pacing to match (None: off)."""
+    limits = {"other": langsmith} if langsmith else False
+    stack.langsmith.control.configure(latency_ms=latency_ms, rate_limits=limits)
+    os.environ["TENANT_KEYS_LANGSMITH_CALLS_PER_MINUTE"] = str(langsmith or 1_000_000)
+    os.environ["TENANT_KEYS_SECRET_WRITES_PER_SECOND"] = str(secret_writes or 100_000)
     from tenant_keys.services import reset_services
 
     reset_services()
@@ -117,6 +129,8 @@ def seed(count: int) -> list[str]:
 
 
 def run_rotation(stack: LocalStack, rotation_id: str) -> dict[str, Any]:
+    from prefect.logging.handlers import APILogHandler
+
     from flows.rotation import rotate_keys
     from tenant_keys.services import get_services
 
@@ -130,6 +144,7 @@ def run_rotation(stack: LocalStack, rotation_id: str) -> dict[str, Any]:
     state = rotate_keys("all", rotation_id=rotation_id, return_state=True)
     wall = time.monotonic() - started
     counts = stack.langsmith.control.request_counts()
+    APILogHandler().flush()  # the run's log lines reach the server before it stops
     return {"wall": wall, "state": state, "langsmith": counts, "secretsmanager": sm_calls}
 
 
@@ -142,15 +157,17 @@ def report(name: str, run: dict[str, Any], args: argparse.Namespace, tenants: in
     )
     sm = run["secretsmanager"]
     sm_writes = sum(n for op, n in sm.items() if op in SM_WRITES)
-    langsmith_bound = admin_key_calls / (args.limit / 60.0)
-    # Secrets Manager's 50 writes/s per account binds too; the client paces itself to it.
-    secrets_bound = sm_writes / SM_WRITES_PER_SECOND
-    bound = max(langsmith_bound, secrets_bound)
-    limited = name == "limited"
-    limits = (
-        f"LangSmith limit {args.limit}/min, Secrets Manager 50 writes/s" if limited else "no limits"
-    )
-    print(f"\n== {name}: {tenants} tenants, latency {args.latency_ms:.0f} ms, {limits} ==")
+    # Each limit that is on gives a bound: its calls / its rate. The largest binds.
+    bounds: dict[str, float] = {}
+    if name in ("limited", "langsmith-bound"):
+        bounds[f"LangSmith (admin calls / {args.limit} per min)"] = admin_key_calls / (
+            args.limit / 60.0
+        )
+    if name == "limited":
+        bounds[f"Secrets Manager (writes / {SM_WRITES_PER_SECOND:.0f} per s)"] = (
+            sm_writes / SM_WRITES_PER_SECOND
+        )
+    print(f"\n== {name}: {tenants} tenants, latency {args.latency_ms:.0f} ms ==")
     print(f"  final state: {run['state'].message}")
     print(f"  wall time: {run['wall']:.1f} s, {tenants / run['wall']:.1f} tenants/s")
     print(f"  LangSmith calls: {counts['total']} (admin key: {admin_key_calls}); by route:")
@@ -161,12 +178,12 @@ def report(name: str, run: dict[str, Any], args: argparse.Namespace, tenants: in
         f"  Secrets Manager calls: {sum(sm.values())}, writes {sm_writes} "
         f"({', '.join(f'{k} {v}' for k, v in sorted(sm.items()))})"
     )
-    if limited:
-        print(
-            f"  bounds: LangSmith {langsmith_bound:.1f} s (admin calls / limit), Secrets Manager "
-            f"{secrets_bound:.1f} s (writes / {SM_WRITES_PER_SECOND:.0f} per s)"
-        )
-        print(f"  wall / binding bound: {run['wall'] / bound:.3f} (goal: <= 1.15)")
+    if not bounds:
+        print("  limits: none")
+        return
+    for limit, seconds in bounds.items():
+        print(f"  bound of {limit}: {seconds:.1f} s")
+    print(f"  wall / binding bound: {run['wall'] / max(bounds.values()):.3f} (goal: <= 1.15)")
 
 
 def sequential_baseline(tenants: list[str]) -> list[float]:
