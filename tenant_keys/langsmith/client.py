@@ -8,10 +8,11 @@ only when the server surely did not act on it (a refused connection or a
 429); otherwise the caller gets the error and decides, since a lost response
 to "create key" may mean the key exists.
 
-The HTTP layer is httpx2 (the langsmith SDK's own, an httpx fork): a fan-out
-shares one client among 64 threads, and httpx's connection pool scans every
-connection under one lock per request; with 64 threads that convoy held
-rotation to ~480 calls/s at 2 ms of CPU each, where httpx2 makes ~1,040 at 0.7 ms.
+The HTTP layer is httpx2 (an httpx fork the langsmith SDK brings): a fan-out
+shares one client among 64 threads, and httpx's connection pool rescans its
+connections under one lock for every request. 64 threads against 50 ms of
+latency got ~480 calls/s at 2 ms of CPU each through httpx, ~1,040 at 0.7 ms
+through httpx2 (the ideal is 1,280).
 """
 
 from __future__ import annotations
