@@ -19,6 +19,7 @@ configured HTTP client, and retry a 503 here within tens of milliseconds.
 
 from __future__ import annotations
 
+import logging
 import random
 import threading
 import time
@@ -33,6 +34,8 @@ from prefect.exceptions import ObjectAlreadyExists
 
 from tenant_keys.errors import TenantKeysError
 from tenant_keys.services import get_services
+
+log = logging.getLogger(__name__)
 
 LOCK_PREFIX = "tenant-keys-tenant-"
 # The server's minimum. A run that dies holding the lock blocks its tenant until the
@@ -105,8 +108,8 @@ def tenant_locks(tenant_ids: list[str]) -> Iterator[None]:
     thousand writes on the server's database, which measured ~6 s of waiting per tenant.
     """
     client = _shared_client()
-    wait_seconds = get_services().settings.lock_wait_seconds
-    lease_id = _acquire(client, [lock_name(t) for t in tenant_ids], wait_seconds)
+    names = [lock_name(t) for t in tenant_ids]
+    lease_id = _acquire(client, names, get_services().settings.lock_wait_seconds)
     stop = threading.Event()
     renewer = threading.Thread(target=_renew, args=(client, lease_id, stop), daemon=True)
     renewer.start()
@@ -115,8 +118,15 @@ def tenant_locks(tenant_ids: list[str]) -> Iterator[None]:
     finally:
         stop.set()
         renewer.join()
-        # An expired lease (404) was released by the server already.
-        _send(client, "/v2/concurrency_limits/decrement-with-lease", {"lease_id": lease_id})
+        released = _send(
+            client, "/v2/concurrency_limits/decrement-with-lease", {"lease_id": lease_id}
+        )
+        if released.is_error and released.status_code != 404:  # 404: it expired, it is free
+            log.warning(
+                "lock %s not released (HTTP %s): it frees itself when its lease lapses (~75 s)",
+                _names(names),
+                released.status_code,
+            )
 
 
 def _acquire(client: SyncPrefectClient, names: list[str], wait_seconds: float) -> str:
@@ -158,6 +168,7 @@ def _send(client: SyncPrefectClient, path: str, body: dict[str, Any]) -> httpx.R
     failed connection is retried every few ms, up to ~3 s."""
     http = client._client  # the configured httpx client: API URL, auth headers, TLS settings
     request = http.build_request("POST", path, json=body)
+    http._add_csrf_headers(request)  # a no-op unless the server enforces CSRF tokens
     attempt = 0
     while True:
         try:

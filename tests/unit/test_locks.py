@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
+from prefect.client.base import PrefectHttpxSyncClient
 
 from tasks import locks
 
@@ -31,10 +32,10 @@ def _record_sleeps(monkeypatch: pytest.MonkeyPatch, sleeps: list[float]) -> None
 
 
 class _FakeClient:
-    """What `_send` uses of a SyncPrefectClient: its configured httpx client."""
+    """What `_send` uses of a SyncPrefectClient: its configured HTTP client, Prefect's own."""
 
     def __init__(self, handler: Any) -> None:
-        self._client = httpx.Client(
+        self._client = PrefectHttpxSyncClient(
             base_url="http://prefect.test/api", transport=httpx.MockTransport(handler)
         )
 
