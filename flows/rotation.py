@@ -258,8 +258,10 @@ def _run_batches(
 ) -> dict[str, RotationResult]:
     """Run `batch_task` over the tenants, BATCH at a time, with at most `max_concurrency`
     tenants in flight; `on_progress(done)` after each batch."""
-    batches = [tenant_ids[i : i + BATCH] for i in range(0, len(tenant_ids), BATCH)]
-    workers = max(1, get_services().settings.max_concurrency // BATCH)
+    in_flight = get_services().settings.max_concurrency
+    size = min(BATCH, in_flight)
+    batches = [tenant_ids[i : i + size] for i in range(0, len(tenant_ids), size)]
+    workers = in_flight // size
 
     def run(batch: list[str]) -> list[RotationResult]:
         state = batch_task(batch, rotation_id, return_state=True, **options)
