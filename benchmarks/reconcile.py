@@ -27,6 +27,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.seeding import seed
 from tenant_keys.devstack.stack import LocalStack
 
 
@@ -58,20 +59,6 @@ def main() -> None:
         for name, apply in (("dry run", False), ("apply", True), ("second dry run", False)):
             result = run(stack, apply)
             report(name, result, len(tenants))
-
-
-def seed(count: int) -> list[str]:
-    from concurrent.futures import ThreadPoolExecutor
-
-    from flows.onboarding import onboard_one
-    from tasks.locks import ensure_tenant_locks
-
-    tenants = [f"bench-{n:05d}" for n in range(count)]
-    with ThreadPoolExecutor(max_workers=32) as pool:
-        results = list(pool.map(onboard_one, tenants))
-    assert all(r.outcome == "created" for r in results)
-    ensure_tenant_locks(tenants)
-    return tenants
 
 
 def break_some(tenants: list[str], count: int) -> None:

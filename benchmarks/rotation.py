@@ -24,7 +24,6 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 # terminal is spared a thousand of them (before prefect is imported: it reads this then).
 os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
 
+from benchmarks.seeding import seed
 from tenant_keys.devstack.stack import LocalStack
 
 SM_WRITES = {
@@ -113,19 +113,6 @@ def _set_limits(
     from tenant_keys.services import reset_services
 
     reset_services()
-
-
-def seed(count: int) -> list[str]:
-    """Onboard `count` tenants with the onboarding steps, without a Prefect task per tenant."""
-    from flows.onboarding import onboard_one
-    from tasks.locks import ensure_tenant_locks
-
-    tenants = [f"bench-{n:05d}" for n in range(count)]
-    with ThreadPoolExecutor(max_workers=32) as pool:
-        results = list(pool.map(onboard_one, tenants))
-    assert all(r.outcome == "created" for r in results)
-    ensure_tenant_locks(tenants)
-    return tenants
 
 
 def run_rotation(stack: LocalStack, rotation_id: str) -> dict[str, Any]:
