@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import boto3
 import pytest
@@ -12,6 +14,7 @@ from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 from prefect.client.schemas.objects import TaskRun
 from prefect.states import State
 
+import flows.rotation as rotation_flow
 from flows.onboarding import onboard_tenants
 from flows.rotation import resolve_tenants, rotate_keys
 from tasks.locks import tenant_lock
@@ -244,6 +247,29 @@ def test_a_lock_held_past_the_wait_fails_the_batch_visibly_and_touches_nothing(
     batch = _task_run(state, "rotate-")
     assert batch.state is not None and batch.state.is_failed()
     assert all(t in (batch.state.message or "") for t in ids), batch.state.message
+
+
+def test_a_batch_task_that_breaks_fails_each_of_its_tenants(
+    stack: LocalStack, tenant_id: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ids = [f"{tenant_id}-{n}" for n in range(2)]
+    onboard_tenants(ids)
+    keys = {t: get_services().store.read(t).key_id for t in ids}
+
+    # The lock server failing with a 500 cannot be provoked on the local stack: patched.
+    @contextmanager
+    def broken_locks(tenant_ids: list[str]) -> Iterator[None]:
+        raise RuntimeError("lock server answered 500")
+        yield
+
+    monkeypatch.setattr(rotation_flow, "tenant_locks", broken_locks)
+
+    state = rotate_keys(ids, rotation_id="r-broken-batch", return_state=True)
+
+    assert state.is_failed() and "0 of 2 tenant(s) ok, 2 failed" in (state.message or "")
+    assert {t: get_services().store.read(t).key_id for t in ids} == keys
+    batch = _task_run(state, "rotate-")
+    assert batch.state is not None and "lock server answered 500" in (batch.state.message or "")
 
 
 def _task_run(state: State, prefix: str) -> TaskRun:
