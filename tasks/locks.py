@@ -10,8 +10,8 @@ through one shared client take ~19 ms for an acquire and release; this module
 makes them (`increment-with-lease`, `renew`, `decrement-with-lease`) and keeps
 the lease alive while the lock is held.
 
-On SQLite the server answers 503 when its database is busy, and the Prefect
-client waits 2 s before it retries (and before it gives up, retries off): in a
+On SQLite the server answers 503 when its database is locked (by design:
+PrefectHQ/prefect#9938), and the Prefect client waits 2 s before it retries (and before it gives up, retries off): in a
 rotation fan-out that stalled one lock call in five by 2 s, and a revoke waits
 on the same lock. So these calls go past the client's retry loop, on its
 configured HTTP client, and retry a 503 here within tens of milliseconds.

@@ -62,6 +62,7 @@ def test_deploy_all_creates_every_deployment_without_prompts(
             "hourly-quota-check",
             "hourly-reconcile",
             "offboard",
+            "migrate",
             "emergency-revoke",
         }
     )
