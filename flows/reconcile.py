@@ -18,7 +18,6 @@ A dead AWSCURRENT (drift) is also logged as a warning: someone deleted a key beh
 
 from __future__ import annotations
 
-import os
 from datetime import datetime, timedelta
 from typing import Literal
 
@@ -232,11 +231,13 @@ def reconcile_tenant(
 # -- the flow ------------------------------------------------------------------------------------
 
 
-def _max_workers() -> int:
-    return int(os.environ.get("TENANT_KEYS_MAX_CONCURRENCY", "64"))
+# Tenants repaired at once. A sweep repairs a handful (the survey before it runs at
+# TENANT_KEYS_MAX_CONCURRENCY); fixed here, as in the other flows, because a flow's task
+# runner is built at import, before the settings are read and checked.
+REPAIR_WORKERS = 16
 
 
-@flow(name="reconcile", task_runner=ThreadPoolTaskRunner(max_workers=_max_workers()))
+@flow(name="reconcile", task_runner=ThreadPoolTaskRunner(max_workers=REPAIR_WORKERS))
 def reconcile(
     tenants: list[str] | Literal["all"] = "all",
     apply: bool = False,

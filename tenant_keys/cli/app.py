@@ -26,9 +26,18 @@ err = Console(stderr=True)
 T = TypeVar("T")
 
 
-def run(action: Callable[[], T]) -> T:
-    """Run `action`; a TenantKeysError becomes one line on stderr and exit code 2."""
+def run(action: Callable[[], T], *, needs_settings: bool = False) -> T:
+    """Run `action`; a TenantKeysError becomes one line on stderr and exit code 2.
+
+    `needs_settings`: read and check the settings first, so a missing or bad one is that
+    one line before any flow run starts (inside a flow it would be a failed run and a
+    traceback in its log).
+    """
     try:
+        if needs_settings:
+            from tenant_keys.services import get_services
+
+            get_services()
         return action()
     except TenantKeysError as exc:
         err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)

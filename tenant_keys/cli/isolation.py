@@ -22,4 +22,4 @@ def check_isolation(tenant_a: str, tenant_b: str) -> None:
         if not report.isolated:
             raise typer.Exit(1)
 
-    run(action)
+    run(action, needs_settings=True)

@@ -32,4 +32,4 @@ def migrate(
         )
         print_table(table)
 
-    run(action)
+    run(action, needs_settings=True)

@@ -64,7 +64,7 @@ def onboard(
             table.add_row(r.tenant_id, r.outcome, r.project_id, r.key_id, str(r.trace_budget or ""))
         print_table(table)
 
-    run(action)
+    run(action, needs_settings=True)
 
 
 @app.command(name="list")
@@ -80,7 +80,7 @@ def list_tenants() -> None:
             table.add_row(*_tenant_row(store, tenant_id))
         print_table(table)
 
-    run(action)
+    run(action, needs_settings=True)
 
 
 def _tenant_row(store: SecretStore, tenant_id: str) -> list[str]:

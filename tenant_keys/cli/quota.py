@@ -52,7 +52,7 @@ def quota(
             print_quota_table(table_rows(report.rows))
         print_state(state)
 
-    run(action)
+    run(action, needs_settings=True)
 
 
 def print_quota_table(rows: list[dict[str, str | int | None]]) -> None:
@@ -78,4 +78,4 @@ def budget_set(
         set_budget(get_services().store, tenant, budget)
         console.print(f"budget of {tenant}: {budget} traces per billing window")
 
-    run(action)
+    run(action, needs_settings=True)

@@ -44,7 +44,7 @@ def reconcile(
             _print_report(report)
         print_state(state)
 
-    run(action)
+    run(action, needs_settings=True)
 
 
 def _print_report(report: Any) -> None:
@@ -91,4 +91,4 @@ def offboard(
         )
         print_table(table)
 
-    run(action)
+    run(action, needs_settings=True)

@@ -71,7 +71,7 @@ def revoke(
         )
         print_state(state)
 
-    run(action)
+    run(action, needs_settings=True)
 
 
 @app.command(name="report-compromise")

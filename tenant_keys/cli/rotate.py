@@ -38,4 +38,4 @@ def rotate(
         else:
             print_state(with_progress(call, artifact_key="rotation-progress", label="rotating"))
 
-    run(action)
+    run(action, needs_settings=True)
