@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
+from types import SimpleNamespace
 from typing import Any
 
 import httpx
@@ -88,3 +89,22 @@ def test_a_server_that_stays_busy_returns_its_answer_in_the_end(
     response = locks._send(_FakeClient(handler), "/v2/concurrency_limits/renew", {})  # type: ignore[arg-type]
 
     assert response.status_code == 503 and calls == locks._RETRIES + 1
+
+
+def test_a_lease_the_server_fails_to_release_is_logged(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/increment-with-lease"):
+            return httpx.Response(200, json={"lease_id": "l-1", "limits": [{"name": "x"}]})
+        return httpx.Response(500)  # the release
+
+    monkeypatch.setattr(locks, "_shared_client", lambda: _FakeClient(handler))
+    services = SimpleNamespace(settings=SimpleNamespace(lock_wait_seconds=1.0))
+    monkeypatch.setattr(locks, "get_services", lambda: services)
+
+    with caplog.at_level("WARNING", logger=locks.__name__), locks.tenant_locks(["acme"]):
+        pass
+
+    [record] = [r for r in caplog.records if r.name == locks.__name__]
+    assert "tenant-keys-tenant-acme not released (HTTP 500)" in record.getMessage()
