@@ -33,7 +33,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tenant_keys.devstack.stack import LocalStack  # noqa: E402
+from devstack.stack import LocalStack  # noqa: E402
 from tests.integration.quota_seed import Target, seed_tenants  # noqa: E402
 
 BUDGET = 10

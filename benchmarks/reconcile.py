@@ -28,7 +28,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.seeding import seed
-from tenant_keys.devstack.stack import LocalStack
+from devstack.stack import LocalStack
 
 
 def main() -> None:

@@ -25,7 +25,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tenant_keys.devstack.stack import LocalStack  # noqa: E402
+from devstack.stack import LocalStack  # noqa: E402
 
 
 def main() -> None:

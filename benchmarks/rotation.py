@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
 
 from benchmarks.seeding import seed
-from tenant_keys.devstack.stack import LocalStack
+from devstack.stack import LocalStack
 
 SM_WRITES = {
     "PutSecretValue",

@@ -24,8 +24,8 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from devstack.stack import LocalStack  # noqa: E402
 from tenant_keys.cli.devstack import DEMO_TENANTS  # noqa: E402
-from tenant_keys.devstack.stack import LocalStack  # noqa: E402
 
 TENANT = DEMO_TENANTS[0]
 CHROMIUM_FLAGS = [
@@ -107,13 +107,13 @@ def run_scenario(stack: LocalStack, env: dict[str, str], state: Path) -> dict[st
     from prefect.events.filters import EventFilter, EventNameFilter, EventResourceFilter
     from typer.testing import CliRunner
 
+    from devstack.deployments import deploy_all, ensure_work_pool, process_worker
+    from devstack.notify_receiver import NotificationReceiver
     from flows.onboarding import onboard_tenants
     from flows.rotation import rotate_keys
     from tasks.automations import apply_automations
     from tenant_keys.cli import app
     from tenant_keys.cli.up import _wait_for_worker
-    from tenant_keys.devstack.deployments import deploy_all, ensure_work_pool, process_worker
-    from tenant_keys.devstack.notify_receiver import NotificationReceiver
     from tenant_keys.services import reset_services
 
     reset_services()

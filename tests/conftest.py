@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tenant_keys.devstack.stack import LocalStack, free_port
+from devstack.stack import LocalStack, free_port
 
 # Prefect reads its settings once, at import: point it at the session's server (started
 # by the fixture on this port) before any test module imports prefect.

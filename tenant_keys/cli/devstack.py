@@ -6,13 +6,17 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from tenant_keys.cli.app import app, console
+from tenant_keys.cli.app import app, console, run
 from tenant_keys.cli.onboard import list_tenants, onboard
 from tenant_keys.cli.rotate import rotate
+from tenant_keys.errors import ConfigError
+
+if TYPE_CHECKING:
+    from devstack.stack import LocalStack
 
 DEMO_TENANTS = ["acme", "globex", "initech"]
 
@@ -24,9 +28,7 @@ def devstack(
     ),
 ) -> None:
     """Start the local stack (LangSmith emulator, moto, Prefect server) until Ctrl-C."""
-    from tenant_keys.devstack.stack import LocalStack
-
-    with LocalStack() as stack:
+    with run(local_stack)() as stack:
         env_file.parent.mkdir(parents=True, exist_ok=True)
         env_file.write_text("".join(f"export {k}={v}\n" for k, v in stack.env().items()))
         env_file.chmod(0o600)  # it holds the emulator's admin key
@@ -44,10 +46,9 @@ def demo(
     ] = None,
 ) -> None:
     """Start the local stack, onboard and rotate a few tenants through Prefect, show the result."""
-    from tenant_keys.devstack.stack import LocalStack
     from tenant_keys.services import reset_services
 
-    with LocalStack() as stack:
+    with run(local_stack)() as stack:
         os.environ.update(stack.env())
         reset_services()
         console.print(f"Local stack up; Prefect UI at [bold]{_ui(stack)}[/bold]")
@@ -62,6 +63,18 @@ def demo(
             console.print("Press Ctrl-C to stop the stack.")
             _wait_for_interrupt()
         _flush_prefect()
+
+
+def local_stack() -> type[LocalStack]:
+    """The local stack's class; the product installs without it (the `devstack` extra)."""
+    try:
+        from devstack.stack import LocalStack
+    except ImportError:
+        raise ConfigError(
+            "the local stack is not installed: pip install 'tenant-keys[devstack]' "
+            "(make demo and make test do)"
+        ) from None
+    return LocalStack
 
 
 def _flush_prefect() -> None:

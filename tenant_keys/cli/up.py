@@ -17,7 +17,13 @@ from typing import Annotated
 import typer
 
 from tenant_keys.cli.app import app, console, run
-from tenant_keys.cli.devstack import DEMO_TENANTS, _flush_prefect, _ui, _wait_for_interrupt
+from tenant_keys.cli.devstack import (
+    DEMO_TENANTS,
+    _flush_prefect,
+    _ui,
+    _wait_for_interrupt,
+    local_stack,
+)
 from tenant_keys.errors import ConfigError
 
 
@@ -35,14 +41,14 @@ def up(
 ) -> None:
     """Local stack + every deployment of prefect.yaml on a local worker + notifications printed
     here. Then fire `tenant-keys report-compromise acme --reason test` and watch the UI."""
-    from tenant_keys.devstack.deployments import (
+    LocalStack = run(local_stack)
+    from devstack.deployments import (
         deploy_all,
         ensure_work_pool,
         process_worker,
         repo_root,
     )
-    from tenant_keys.devstack.notify_receiver import Notification, NotificationReceiver
-    from tenant_keys.devstack.stack import LocalStack
+    from devstack.notify_receiver import Notification, NotificationReceiver
     from tenant_keys.services import reset_services
 
     state_dir = state_dir or run(repo_root) / ".devstack"
@@ -99,7 +105,7 @@ def _wait_for_worker(worker: subprocess.Popen[bytes], log: Path, timeout: float 
     """Until the pool shows a worker online (its first heartbeat), or the worker exits."""
     from prefect.client.orchestration import get_client
 
-    from tenant_keys.devstack.deployments import POOL
+    from devstack.deployments import POOL
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

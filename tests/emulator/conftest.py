@@ -14,7 +14,7 @@ import httpx
 import langsmith
 import pytest
 
-from tenant_keys.devstack.langsmith_emulator import EmulatorServer
+from devstack.langsmith_emulator import EmulatorServer
 
 from . import spec
 

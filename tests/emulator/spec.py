@@ -18,7 +18,7 @@ from typing import Any
 import jsonschema
 from jsonschema import Draft202012Validator
 
-import tenant_keys.devstack.langsmith_emulator as emulator_pkg
+import devstack.langsmith_emulator as emulator_pkg
 
 SPEC_PATH = Path(emulator_pkg.__file__).parent / "openapi.subset.json"
 

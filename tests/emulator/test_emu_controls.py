@@ -11,7 +11,7 @@ import time
 import httpx
 import pytest
 
-from tenant_keys.devstack.langsmith_emulator import EmulatorControl
+from devstack.langsmith_emulator import EmulatorControl
 
 from .conftest import key_records, new_key
 
@@ -289,7 +289,7 @@ def test_standalone_process(tmp_path):
         [
             sys.executable,
             "-m",
-            "tenant_keys.devstack.langsmith_emulator",
+            "devstack.langsmith_emulator",
             "--port",
             "0",
             "--admin-key",

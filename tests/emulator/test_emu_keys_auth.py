@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tenant_keys.devstack.langsmith_emulator import WORKSPACE_READER
+from devstack.langsmith_emulator import WORKSPACE_READER
 
 from .conftest import key_records, new_key, new_workspace
 from .spec import SpecMismatch, validate

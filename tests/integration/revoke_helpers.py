@@ -14,7 +14,7 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 from prefect.events.filters import EventFilter, EventNameFilter, EventResourceFilter
 
-from tenant_keys.devstack.stack import child_process
+from devstack.stack import child_process
 
 REPO = Path(__file__).resolve().parents[2]
 

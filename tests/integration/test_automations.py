@@ -13,6 +13,8 @@ import pytest
 from prefect.client.orchestration import get_client
 from typer.testing import CliRunner
 
+from devstack.notify_receiver import Notification, NotificationReceiver
+from devstack.stack import LocalStack
 from flows.onboarding import onboard_tenants
 from flows.reconcile import RETIRE_OVERDUE_EVENT, reconcile
 from flows.revoke import emergency_revoke
@@ -20,8 +22,6 @@ from flows.rotation import rotate_keys, rotate_one
 from tasks.automations import ALERTS, BLOCK_NAME, apply_automations
 from tasks.events import emit_tenant_event
 from tenant_keys.cli import app
-from tenant_keys.devstack.notify_receiver import Notification, NotificationReceiver
-from tenant_keys.devstack.stack import LocalStack
 from tenant_keys.quota import EVENT_EXCEEDED
 from tenant_keys.secret_store import RETIRE_PENDING
 from tenant_keys.services import get_services

@@ -7,8 +7,8 @@ import pytest
 from prefect import get_client
 from typer.testing import CliRunner
 
+from devstack.stack import LocalStack
 from tenant_keys.cli import app
-from tenant_keys.devstack.stack import LocalStack
 from tenant_keys.services import reset_services
 
 COMMANDS = [

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from devstack.stack import LocalStack
 from flows.onboarding import onboard_tenants
 from flows.rotation import rotate_keys
-from tenant_keys.devstack.stack import LocalStack
 from tenant_keys.secret_store import PENDING, RETIRE_PENDING
 from tenant_keys.services import get_services
 from tests.integration.crash_child import BOUNDARIES, CRASH_EXIT_CODE

@@ -15,14 +15,14 @@ import pytest
 import yaml
 from prefect.client.orchestration import get_client
 
-from tenant_keys.devstack.deployments import (
+from devstack.deployments import (
     POOL,
     deploy_all,
     ensure_work_pool,
     repo_root,
     worker_env,
 )
-from tenant_keys.devstack.stack import LocalStack
+from devstack.stack import LocalStack
 from tenant_keys.services import get_services
 from tests.invariants import current_key_works
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from pydantic import SecretStr
 
+from devstack.stack import LocalStack
 from flows.isolation import check_isolation, render
 from flows.onboarding import onboard_tenants
-from tenant_keys.devstack.stack import LocalStack
 from tenant_keys.keys import record_for
 from tenant_keys.langsmith import LangSmithAdmin
 from tenant_keys.models import project_name, version_token

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from devstack.stack import LocalStack
 from flows.offboarding import (
     find_secret,
     mark_offboarding,
@@ -14,7 +15,6 @@ from flows.offboarding import (
 )
 from flows.onboarding import onboard_tenants
 from flows.reconcile import ReconcileReport, reconcile
-from tenant_keys.devstack.stack import LocalStack
 from tenant_keys.errors import SecretStoreError, TenantOffboarded
 from tenant_keys.keys import mint_key
 from tenant_keys.models import project_name

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
+from devstack.stack import LocalStack
 from flows.onboarding import onboard_tenants
-from tenant_keys.devstack.stack import LocalStack
 from tenant_keys.errors import BadInput
 from tenant_keys.models import project_name
 from tenant_keys.secret_store import CURRENT, TAG_BUDGET, TAG_MANAGED_BY, TAG_PROJECT, TAG_TENANT

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tenant_keys.devstack.stack import LocalStack, PrefectServer, free_port
+from devstack.stack import LocalStack, PrefectServer, free_port
 from tenant_keys.services import get_services
 from tests.invariants import current_key_works
 

@@ -21,10 +21,10 @@ from langsmith import traceable
 from pydantic import SecretStr
 from typer.testing import CliRunner
 
+from devstack.stack import LocalStack
 from flows.onboarding import onboard_tenants
 from flows.quota import QuotaReport, check_quotas
 from tenant_keys.cli import app
-from tenant_keys.devstack.stack import LocalStack
 from tenant_keys.keys import record_for
 from tenant_keys.langsmith import LangSmithAdmin
 from tenant_keys.models import TenantKeyRecord, key_description, project_name, utcnow

@@ -8,9 +8,9 @@ from datetime import timedelta
 
 import pytest
 
+from devstack.stack import LocalStack
 from flows.onboarding import onboard_tenants
 from flows.reconcile import ReconcileReport, reconcile
-from tenant_keys.devstack.stack import LocalStack
 from tenant_keys.errors import BadInput
 from tenant_keys.keys import mint_key, record_for
 from tenant_keys.models import key_description, utcnow, version_token

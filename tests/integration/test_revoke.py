@@ -12,6 +12,7 @@ import yaml
 from pydantic import SecretStr
 from typer.testing import CliRunner
 
+from devstack.stack import LocalStack
 from flows.onboarding import onboard_tenants
 from flows.revoke import (
     COMPROMISED_EVENT,
@@ -22,7 +23,6 @@ from flows.revoke import (
 )
 from flows.rotation import RotationResult, rotate_keys, rotate_one
 from tenant_keys.cli import app
-from tenant_keys.devstack.stack import LocalStack
 from tenant_keys.keys import record_for
 from tenant_keys.models import key_description, version_token
 from tenant_keys.revoke import STATUS_NO_KEY, TAG_STATUS, has_no_key

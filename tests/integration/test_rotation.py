@@ -15,10 +15,10 @@ from prefect.client.schemas.objects import TaskRun
 from prefect.states import State
 
 import flows.rotation as rotation_flow
+from devstack.stack import LocalStack
 from flows.onboarding import onboard_tenants
 from flows.rotation import resolve_tenants, rotate_keys
 from tasks.locks import tenant_lock
-from tenant_keys.devstack.stack import LocalStack
 from tenant_keys.errors import SecretStoreError
 from tenant_keys.secret_store import (
     CURRENT,

@@ -11,11 +11,11 @@ import httpx
 import langsmith
 import pytest
 
+from devstack.stack import LocalStack, free_port
 from examples.fastapi_app import create_app
 from flows.onboarding import onboard_tenants
 from flows.revoke import emergency_revoke
 from flows.rotation import rotate_keys
-from tenant_keys.devstack.stack import LocalStack, free_port
 from tenant_keys.models import project_name
 from tenant_keys.runtime import TenantTracing
 from tenant_keys.secret_store import SecretStore

@@ -12,9 +12,9 @@ import time
 
 import pytest
 
+from devstack.stack import LocalStack
 from flows.onboarding import onboard_tenants
 from flows.rotation import rotate_keys
-from tenant_keys.devstack.stack import LocalStack
 from tests.conftest import _flush_prefect_clients
 from tests.invariants import assert_no_plaintext_in_prefect, prefect_storage_text
 

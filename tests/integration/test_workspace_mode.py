@@ -17,6 +17,7 @@ import pytest
 from pydantic import SecretStr
 from typer.testing import CliRunner
 
+from devstack.stack import LocalStack
 from flows.isolation import check_isolation, render
 from flows.migrate import migrate_tenant
 from flows.offboarding import offboard_tenant
@@ -27,7 +28,6 @@ from flows.revoke import emergency_revoke
 from flows.rotation import rotate_keys
 from tenant_keys import migrate as migrate_steps
 from tenant_keys.cli import app
-from tenant_keys.devstack.stack import LocalStack
 from tenant_keys.errors import BadInput
 from tenant_keys.keys import TAG_ISOLATION, TAG_WORKSPACE, KeyScope, mint_key
 from tenant_keys.langsmith import Forbidden, LangSmithAdmin

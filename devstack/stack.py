@@ -23,7 +23,7 @@ from pathlib import Path
 
 import httpx
 
-from tenant_keys.devstack.langsmith_emulator import EmulatorControl, EmulatorServer
+from devstack.langsmith_emulator import EmulatorControl, EmulatorServer
 
 # moto accepts any credentials; these only keep boto3's chain from looking further.
 FAKE_AWS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
@@ -168,7 +168,7 @@ class EmulatorProcess(ChildServer):
             [
                 sys.executable,
                 "-m",
-                "tenant_keys.devstack.langsmith_emulator",
+                "devstack.langsmith_emulator",
                 "--port",
                 str(self.port),
                 "--org-id",
@@ -187,7 +187,7 @@ class MotoServer:
     """moto's Secrets Manager server in a background thread."""
 
     def __init__(self, port: int = 0) -> None:
-        from tenant_keys.devstack import moto_secrets
+        from devstack import moto_secrets
 
         self.port = port or free_port()
         self._server = moto_secrets.make(self.port)
@@ -222,7 +222,7 @@ class MotoProcess(ChildServer):
         self.url = f"http://127.0.0.1:{self.port}"
         super().__init__(
             "moto server",
-            [sys.executable, "-m", "tenant_keys.devstack.moto_secrets", "--port", str(self.port)],
+            [sys.executable, "-m", "devstack.moto_secrets", "--port", str(self.port)],
             health_url=f"{self.url}/moto-api/",
             log_path=log_dir / "moto.log",
         )

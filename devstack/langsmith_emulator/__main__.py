@@ -1,4 +1,4 @@
-"""``python -m tenant_keys.devstack.langsmith_emulator --port N --admin-key ...``
+"""``python -m devstack.langsmith_emulator --port N --admin-key ...``
 
 Prints the URL, ids and short keys (never plaintext keys) to stdout. To hand generated keys
 to another process, use ``--info-file PATH`` (written with mode 0600).
@@ -16,7 +16,7 @@ from .server import EmulatorServer, serve_forever
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tenant_keys.devstack.langsmith_emulator")
+    parser = argparse.ArgumentParser(prog="python -m devstack.langsmith_emulator")
     parser.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (0: a free one)")
     parser.add_argument(
         "--admin-key",

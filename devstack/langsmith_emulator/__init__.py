@@ -1,6 +1,6 @@
 """A local LangSmith-compatible API server (emulator) for demos, tests and benchmarks.
 
-    from tenant_keys.devstack.langsmith_emulator import EmulatorServer, EmulatorControl
+    from devstack.langsmith_emulator import EmulatorServer, EmulatorControl
 
     with EmulatorServer(admin_key=None, port=0, latency_ms=0.0) as srv:
         client = langsmith.Client(api_url=srv.url, api_key=srv.admin_key)

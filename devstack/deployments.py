@@ -12,7 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tenant_keys.devstack.stack import child_process
+from devstack.stack import child_process
 from tenant_keys.errors import ConfigError
 
 POOL = "tenant-keys"
@@ -23,7 +23,7 @@ WORKER_POLL_SECONDS = "1"
 
 def repo_root() -> Path:
     """The checkout holding prefect.yaml and flows/ (the package is installed editable)."""
-    root = Path(__file__).resolve().parents[2]
+    root = Path(__file__).resolve().parents[1]
     if not (root / "prefect.yaml").is_file():
         raise ConfigError(
             f"no prefect.yaml in {root}: run from a clone of tenant-keys, installed with "

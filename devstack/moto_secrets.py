@@ -8,7 +8,7 @@ Secrets Manager (and `/moto-api/` for health and resets), so this serves moto's
 own apps for those two directly: 770 calls/s against 418 for `moto_server`,
 64 threads, measured on the 2-core machine. Same backend, same responses.
 
-    python -m tenant_keys.devstack.moto_secrets --port 5000
+    python -m devstack.moto_secrets --port 5000
 """
 
 from __future__ import annotations

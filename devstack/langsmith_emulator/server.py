@@ -163,7 +163,7 @@ class EmulatorServer:
 
 
 def serve_forever(server: EmulatorServer, sock: socket.socket) -> None:
-    """Foreground mode (``python -m tenant_keys.devstack.langsmith_emulator``)."""
+    """Foreground mode (``python -m devstack.langsmith_emulator``)."""
     assert server.port is not None
     logging.getLogger("uvicorn.access").disabled = True
     uv = uvicorn.Server(_uvicorn_config(server.app, server.port))
