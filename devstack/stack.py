@@ -70,6 +70,10 @@ class ChildServer:
         if process is not None:
             stop_group(process)
 
+    @property
+    def running(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
 
 def spawn(
     args: list[str], *, log_path: Path, env: dict[str, str] | None = None, cwd: Path | None = None

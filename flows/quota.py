@@ -14,35 +14,34 @@ before it repeats the tenant's alert on the next run rather than losing it.
 
 from __future__ import annotations
 
-import math
 from datetime import datetime
 
-from prefect import flow, get_run_logger, task
+from prefect import State, flow, get_run_logger, task
 from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.futures import PrefectFuture
-from prefect.states import Completed, Failed, State
-from prefect.task_runners import ThreadPoolTaskRunner
+from prefect.states import Completed, Failed
 from pydantic import BaseModel
 
-from tasks.events import emit_tenant_event
+from tasks.events import emit
+from tasks.runs import threads
+from tenant_keys.events import QUOTA_EVENTS
 from tenant_keys.models import utcnow
 from tenant_keys.quota import (
     ProjectUsage,
     QuotaRow,
-    QuotaStatus,
+    QuotaTransition,
     TenantBudget,
+    announce_change,
     as_utc,
     assess,
     count_by_status,
     dedicated_workspaces,
-    enforce_budget,
     fetch_usage,
     format_share,
     load_budgets,
     remember_status,
     table_rows,
-    transition_event,
     validate_warning_share,
     window_start,
     workspaces_to_search,
@@ -53,15 +52,6 @@ from tenant_keys.services import get_services
 # write to Prefect's database each hour; the rows beyond it are the least used (the table is
 # sorted), and `tenant-keys quota` prints them all.
 ARTIFACT_MAX_ROWS = 1000
-
-
-class QuotaTransition(BaseModel):
-    tenant_id: str
-    previous: QuotaStatus
-    status: QuotaStatus
-    event: str
-    usage_limit: int | None = None
-    error: str | None = None
 
 
 class QuotaReport(BaseModel):
@@ -107,46 +97,34 @@ def fetch_unlisted_usage(
 def record_status(
     tenant_id: str, row: QuotaRow, since: datetime, enforce_limit: bool
 ) -> QuotaTransition:
-    """Enforce (if asked) → emit the transition's event → remember the new status."""
+    """Enforce (if asked) → emit the change's event → remember the new status."""
     services = get_services()
-    status = row.new_status
-    assert status is not None, "only changed tenants get here"
-    event = transition_event(row.reported, status)
-    limit = enforce_budget(services.langsmith, row) if enforce_limit else None
-    emit_tenant_event(
-        event,
-        tenant_id,
-        status=status,
-        previous=row.reported,
-        project_id=row.project_id,
-        traces=row.traces,
-        budget=row.budget,
-        percent_used=None
-        if row.share is None or math.isinf(row.share)
-        else round(row.share * 100, 1),
-        window_start=since.isoformat(),
-        usage_limit=limit,
-    )
-    remember_status(services.store, tenant_id, status)
+    event = announce_change(services, row, since, enforce_limit=enforce_limit)
+    emit([event])
+    remember_status(services.store, tenant_id, event.status)
     get_run_logger().info(
         "tenant=%s quota %s -> %s traces=%s budget=%s event=%s usage_limit=%s",
         tenant_id,
         row.reported,
-        status,
+        event.status,
         row.traces,
         row.budget,
-        event,
-        limit,
+        event.name,
+        event.usage_limit,
     )
     return QuotaTransition(
-        tenant_id=tenant_id, previous=row.reported, status=status, event=event, usage_limit=limit
+        tenant_id=tenant_id,
+        previous=row.reported,
+        status=event.status,
+        event=event.name,
+        usage_limit=event.usage_limit,
     )
 
 
 # -- the flow --------------------------------------------------------------------------------
 
 
-@flow(name="check-quotas", task_runner=ThreadPoolTaskRunner(max_workers=16))
+@flow(name="check-quotas", task_runner=threads(16))
 def check_quotas(
     warning_share: float = 0.8,
     billing_day: int = 1,
@@ -213,7 +191,7 @@ def _collect(future: PrefectFuture[QuotaTransition], row: QuotaRow) -> QuotaTran
         tenant_id=row.tenant_id,
         previous=row.reported,
         status=row.new_status,
-        event=transition_event(row.reported, row.new_status),
+        event=QUOTA_EVENTS[row.new_status],
         error=future.state.message or "failed",
     )
 

@@ -19,9 +19,7 @@ from prefect.automations import Automation, EventTrigger, Posture, SendNotificat
 from prefect.blocks.notifications import CustomWebhookNotificationBlock
 from prefect.client.orchestration import get_client
 
-from flows.reconcile import RETIRE_OVERDUE_EVENT
-from flows.revoke import REVOKED_EVENT
-from tenant_keys.quota import EVENT_EXCEEDED
+from tenant_keys.events import QUOTA_EVENTS, KeyRevokedEvent, RetireOverdueEvent
 
 BLOCK_NAME = "tenant-keys-notify"
 ROTATION_FLOW = "rotate-keys"
@@ -70,7 +68,7 @@ ALERTS: list[Alert] = [
     Alert(
         name="tenant-keys: retire overdue",
         description="A key has waited more than a day to be retired (seen by reconcile).",
-        trigger=_on_tenant_event(RETIRE_OVERDUE_EVENT),
+        trigger=_on_tenant_event(RetireOverdueEvent.NAME),
         subject="tenant-keys: retire overdue for {{ event.resource.name }}",
         body=(
             "Tenant {{ event.resource.name }}: key {{ event.payload.key_id }} has waited "
@@ -81,7 +79,7 @@ ALERTS: list[Alert] = [
     Alert(
         name="tenant-keys: quota exceeded",
         description="A tenant went over its trace budget (check-quotas).",
-        trigger=_on_tenant_event(EVENT_EXCEEDED),
+        trigger=_on_tenant_event(QUOTA_EVENTS["exceeded"]),
         subject="tenant-keys: quota exceeded for {{ event.resource.name }}",
         body=(
             "Tenant {{ event.resource.name }} used {{ event.payload.traces }} of "
@@ -91,7 +89,7 @@ ALERTS: list[Alert] = [
     Alert(
         name="tenant-keys: key revoked",
         description="Every emergency revoke, whatever triggered it.",
-        trigger=_on_tenant_event(REVOKED_EVENT),
+        trigger=_on_tenant_event(KeyRevokedEvent.NAME),
         subject="tenant-keys: key revoked for {{ event.resource.name }}",
         body=(
             "Tenant {{ event.resource.name }}: {{ event.payload.outcome }}; revoked key(s) "
@@ -114,9 +112,11 @@ def save_notify_block(webhook_url: str) -> UUID:
         url="{{webhook_url}}",
         method="POST",
         json_data={"text": "{{subject}}\n{{body}}", "subject": "{{subject}}", "body": "{{body}}"},
-        secrets={"webhook_url": webhook_url},  # type: ignore[arg-type]  # coerced to SecretDict
+        secrets={"webhook_url": webhook_url},
     )
-    return block.save(BLOCK_NAME, overwrite=True)
+    block_id = block.save(BLOCK_NAME, overwrite=True)
+    assert isinstance(block_id, UUID)  # saved from sync code: the sync variant ran
+    return block_id
 
 
 def apply_automations(webhook_url: str) -> list[tuple[str, str]]:

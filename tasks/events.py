@@ -1,19 +1,41 @@
-"""Events tenant-keys emits to Prefect. Payloads carry ids and short keys, never keys."""
+"""Emitting the core's events to Prefect. Payload strings pass the key redactor as a last guard."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from datetime import datetime
 from typing import Any
 
 from prefect.events import emit_event
+from prefect.events.worker import EventsWorker
+from prefect.logging.handlers import APILogHandler
 
+from tenant_keys.events import TenantEvent, tenant_resource
 from tenant_keys.redact import redact
 
 
-def tenant_resource(tenant_id: str) -> dict[str, str]:
-    return {"prefect.resource.id": f"tenant.{tenant_id}", "prefect.resource.name": tenant_id}
+def emit(events: Iterable[TenantEvent], *, occurred: datetime | None = None) -> None:
+    for event in events:
+        emit_event(
+            event=event.name,
+            resource=tenant_resource(event.tenant_id),
+            payload=_redacted(event.payload()),
+            occurred=occurred,
+        )
 
 
-def emit_tenant_event(event: str, tenant_id: str, **payload: Any) -> None:
-    """Emit `event` about a tenant; payload strings pass through the key redactor as a last guard."""
-    clean = {k: redact(v) if isinstance(v, str) else v for k, v in payload.items()}
-    emit_event(event=event, resource=tenant_resource(tenant_id), payload=clean)
+def flush() -> None:
+    """Send the buffered events and logs now (a short-lived process, before it exits; a
+    server about to stop)."""
+    EventsWorker.drain_all(timeout=10)
+    APILogHandler().flush()
+
+
+def _redacted(value: Any) -> Any:
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {k: _redacted(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_redacted(v) for v in value]
+    return value

@@ -1,20 +1,22 @@
-"""The per-tenant lock: a Prefect global concurrency limit of 1 slot per tenant.
+"""The per-tenant lock on Prefect: a global concurrency limit of 1 slot per tenant.
 
-A server object, so it holds across processes and workers. Limits are created
-before use (at onboarding) and acquiring a missing one fails, never skips.
+A server object, so it holds across processes and workers. Limits are created before use
+(at onboarding, `PrefectLocks.ensure`) and acquiring a missing one fails, never skips.
 
-Why not `prefect.concurrency.sync.concurrency`: it builds a new API client for
-every acquisition, which measured ~0.2 s of serialised client-side work per
-call on a 2-core machine, 200 s for a thousand tenants. The same server calls
-through one shared client take ~19 ms for an acquire and release; this module
-makes them (`increment-with-lease`, `renew`, `decrement-with-lease`) and keeps
-the lease alive while the lock is held.
+Why not `prefect.concurrency.sync.concurrency`: it builds a new API client for every
+acquisition, which measured ~0.2 s of serialised client-side work per call on a 2-core
+machine, 200 s for a thousand tenants. The same server calls through one shared client take
+~19 ms for an acquire and release; this module makes them with the client's public lease
+calls and keeps the lease alive while the lock is held.
 
 On SQLite the server answers 503 when its database is locked (by design:
-PrefectHQ/prefect#9938), and the Prefect client waits 2 s before it retries (and before it gives up, retries off): in a
-rotation fan-out that stalled one lock call in five by 2 s, and a revoke waits
-on the same lock. So these calls go past the client's retry loop, on its
-configured HTTP client, and retry a 503 here within tens of milliseconds.
+PrefectHQ/prefect#9938), and the Prefect client sleeps ~2 s before each retry of one, and
+once more before it gives up even with its retries off (it sends no Retry-After): in a
+rotation fan-out that stalled one lock call in five by 2 s, and tests/unit/test_locks.py
+shows the sleeps. So on the Prefect versions it was checked against, `_post` sends the lease
+calls past that loop, through the client's own configured HTTP client (API URL, auth, TLS,
+CSRF), and they are retried here within tens of milliseconds; on any other version it falls
+back to the client's public lease calls.
 """
 
 from __future__ import annotations
@@ -23,16 +25,25 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
-from typing import Any
+from typing import Any, cast
 
 import httpx
+import prefect
+from prefect.client.base import PrefectHttpxSyncClient
 from prefect.client.orchestration import SyncPrefectClient, get_client
 from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
 from prefect.exceptions import ObjectAlreadyExists
+from tenacity import (
+    Retrying,
+    retry_if_exception_type,
+    retry_if_result,
+    stop_after_attempt,
+    wait_random,
+)
 
-from tenant_keys.errors import TenantKeysError
+from tenant_keys.errors import LockUnavailable
 from tenant_keys.services import get_services
 
 log = logging.getLogger(__name__)
@@ -44,27 +55,25 @@ LOCK_PREFIX = "tenant-keys-tenant-"
 LEASE_SECONDS = 60.0
 _LOCKED = 423  # the server's answer while the slot is taken; it sends Retry-After
 _BUSY = 503  # the server's database is busy (SQLite: "database is locked")
-_RETRIES = 100
-
-
-class LockUnavailable(TenantKeysError):
-    pass
+# The Prefect versions whose client internals `_send_once` uses were read and tested.
+_SHIM_CHECKED_ON = "3.9."
 
 
 def lock_name(tenant_id: str) -> str:
     return f"{LOCK_PREFIX}{tenant_id}"
 
 
-_client_lock = threading.Lock()
+_client_guard = threading.Lock()
 _client: SyncPrefectClient | None = None
-# Lease writes contend on the server's database: 32 at once took ~0.35 s each on
-# SQLite, one at a time ~12 ms. Queueing them here keeps the total low.
+# Lease writes contend on the server's database: 32 at once took ~0.35 s each on SQLite, one
+# at a time ~12 ms. Queueing them here keeps the total low.
 _server_calls = threading.Lock()
 
 
 def _shared_client() -> SyncPrefectClient:
+    """One Prefect client for every lock call of the process."""
     global _client
-    with _client_lock:
+    with _client_guard:
         if _client is None:
             client = get_client(sync_client=True)
             client.__enter__()
@@ -72,114 +81,118 @@ def _shared_client() -> SyncPrefectClient:
         return _client
 
 
-def ensure_tenant_locks(tenant_ids: list[str]) -> None:
-    """Create the tenants' locks that do not exist yet (one list call per 200 limits)."""
-    client = _shared_client()
-    existing: set[str] = set()
-    offset = 0
-    while True:
-        page = client.read_global_concurrency_limits(limit=200, offset=offset)
-        existing.update(limit.name for limit in page)
-        if len(page) < 200:
-            break
-        offset += 200
-    for tenant_id in tenant_ids:
-        name = lock_name(tenant_id)
-        if name not in existing:
-            with suppress(ObjectAlreadyExists):  # another run created it first
-                client.create_global_concurrency_limit(
-                    GlobalConcurrencyLimitCreate(name=name, limit=1)
+def tenant_locks() -> PrefectLocks:
+    """The locks, waiting as long as the settings say (`TENANT_KEYS_LOCK_WAIT_SECONDS`)."""
+    return PrefectLocks(get_services().settings.lock_wait_seconds)
+
+
+class PrefectLocks:
+    """`tenant_keys.locks.TenantLocks` on Prefect global concurrency limits."""
+
+    def __init__(self, wait_seconds: float) -> None:
+        self.wait_seconds = wait_seconds
+
+    def ensure(self, tenant_ids: Sequence[str]) -> None:
+        """Create the tenants' locks that do not exist yet (one list call per 200 limits)."""
+        client = _shared_client()
+        existing: set[str] = set()
+        offset = 0
+        while True:
+            page = client.read_global_concurrency_limits(limit=200, offset=offset)
+            existing.update(limit.name for limit in page)
+            if len(page) < 200:
+                break
+            offset += 200
+        for tenant_id in tenant_ids:
+            if lock_name(tenant_id) not in existing:
+                with suppress(ObjectAlreadyExists):  # another run created it first
+                    client.create_global_concurrency_limit(
+                        GlobalConcurrencyLimitCreate(name=lock_name(tenant_id), limit=1)
+                    )
+
+    @contextmanager
+    def hold(self, tenant_ids: Sequence[str]) -> Iterator[None]:
+        """Hold the locks of several tenants at once: one lease, taken all or nothing.
+
+        A fan-out takes its tenants' locks a batch at a time: a lease per tenant would queue a
+        thousand writes on the server's database (~6 s of waiting per tenant, measured)."""
+        client = _shared_client()
+        names = [lock_name(t) for t in tenant_ids]
+        lease_id = self._acquire(client, names)
+        stop = threading.Event()
+        renewer = threading.Thread(target=self._renew, args=(client, lease_id, stop), daemon=True)
+        renewer.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            renewer.join()
+            released = _post(
+                client, "/v2/concurrency_limits/decrement-with-lease", {"lease_id": lease_id}
+            )
+            if released.is_error and released.status_code != 404:  # 404: it expired, it is free
+                log.warning(
+                    "lock %s not released (HTTP %s): it frees itself when its lease lapses (~75 s)",
+                    _names(names),
+                    released.status_code,
                 )
 
-
-@contextmanager
-def tenant_lock(tenant_id: str) -> Iterator[None]:
-    """Hold the tenant's lock; raises `LockUnavailable` if it is missing or not free in time
-    (`TENANT_KEYS_LOCK_WAIT_SECONDS`)."""
-    with tenant_locks([tenant_id]):
-        yield
-
-
-@contextmanager
-def tenant_locks(tenant_ids: list[str]) -> Iterator[None]:
-    """Hold the locks of several tenants at once: one lease, taken all or nothing.
-
-    A fan-out takes its tenants' locks a batch at a time: a lease per tenant would queue a
-    thousand writes on the server's database, which measured ~6 s of waiting per tenant.
-    """
-    client = _shared_client()
-    names = [lock_name(t) for t in tenant_ids]
-    lease_id = _acquire(client, names, get_services().settings.lock_wait_seconds)
-    stop = threading.Event()
-    renewer = threading.Thread(target=_renew, args=(client, lease_id, stop), daemon=True)
-    renewer.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        renewer.join()
-        released = _send(
-            client, "/v2/concurrency_limits/decrement-with-lease", {"lease_id": lease_id}
-        )
-        if released.is_error and released.status_code != 404:  # 404: it expired, it is free
-            log.warning(
-                "lock %s not released (HTTP %s): it frees itself when its lease lapses (~75 s)",
-                _names(names),
-                released.status_code,
-            )
-
-
-def _acquire(client: SyncPrefectClient, names: list[str], wait_seconds: float) -> str:
-    deadline = time.monotonic() + wait_seconds
-    body = {"names": names, "slots": 1, "mode": "concurrency", "lease_duration": LEASE_SECONDS}
-    while True:
-        response = _send(client, "/v2/concurrency_limits/increment-with-lease", body)
-        if response.status_code == _LOCKED:
-            retry_after = float(response.headers.get("Retry-After") or 1.0)
-            if time.monotonic() + retry_after > deadline:
+    def _acquire(self, client: SyncPrefectClient, names: list[str]) -> str:
+        deadline = time.monotonic() + self.wait_seconds
+        body = {"names": names, "slots": 1, "mode": "concurrency", "lease_duration": LEASE_SECONDS}
+        while True:
+            response = _post(client, "/v2/concurrency_limits/increment-with-lease", body)
+            if response.status_code == _LOCKED:
+                retry_after = float(response.headers.get("Retry-After") or 1.0)
+                if time.monotonic() + retry_after > deadline:
+                    raise LockUnavailable(
+                        f"lock {_names(names)} still held after {self.wait_seconds:.0f} s: another "
+                        "run works on this tenant; wait for it, or see the runbook if a run died "
+                        "holding it"
+                    )
+                time.sleep(retry_after * random.uniform(0.5, 1.0))  # jitter: waiters don't stampede
+                continue
+            response.raise_for_status()
+            lease = response.json()
+            if len(lease.get("limits") or []) < len(names):
                 raise LockUnavailable(
-                    f"lock {_names(names)} still held after {wait_seconds:.0f} s: another run works "
-                    "on this tenant; wait for it, or see the runbook if a run died holding it"
+                    f"lock {_names(names)} does not exist: onboard the tenant (it creates the lock)"
                 )
-            time.sleep(retry_after * random.uniform(0.5, 1.0))  # jitter: waiters don't stampede
-            continue
-        response.raise_for_status()
-        lease = response.json()
-        if len(lease.get("limits") or []) < len(names):
-            raise LockUnavailable(
-                f"lock {_names(names)} does not exist: onboard the tenant (it creates the lock)"
-            )
-        return str(lease["lease_id"])
+            return str(lease["lease_id"])
+
+    def _renew(self, client: SyncPrefectClient, lease_id: str, stop: threading.Event) -> None:
+        body = {"lease_duration": LEASE_SECONDS}
+        while not stop.wait(LEASE_SECONDS / 3):
+            with suppress(httpx.HTTPError):  # a missed renewal is retried at the next tick
+                _post(client, f"/v2/concurrency_limits/leases/{lease_id}/renew", body)
+
+
+def _post(client: SyncPrefectClient, path: str, body: dict[str, Any]) -> httpx.Response:
+    """POST a lease call, one at a time; a busy server (503) or a failed connection is retried
+    every few ms, up to ~3 s. Returns the last answer."""
+    retrying = Retrying(
+        stop=stop_after_attempt(100),
+        wait=wait_random(0.01, 0.05),
+        retry=retry_if_exception_type(httpx.TransportError)
+        | retry_if_result(lambda response: response.status_code == _BUSY),
+        retry_error_callback=lambda state: state.outcome.result() if state.outcome else None,
+    )
+    return retrying(_send_once, client, path, body)
+
+
+def _send_once(client: SyncPrefectClient, path: str, body: dict[str, Any]) -> httpx.Response:
+    with _server_calls:
+        if prefect.__version__.startswith(_SHIM_CHECKED_ON):
+            # The configured HTTP client: API URL, auth, TLS settings.
+            http = cast(PrefectHttpxSyncClient, client._client)
+            request = http.build_request("POST", path, json=body)
+            http._add_csrf_headers(request)  # a no-op unless the server enforces CSRF tokens
+            return httpx.Client.send(http, request)  # httpx's own send: past the retry loop
+        try:
+            return client.request("POST", path, json=body)  # type: ignore[arg-type]
+        except httpx.HTTPStatusError as exc:
+            return exc.response
 
 
 def _names(names: list[str]) -> str:
     return names[0] if len(names) == 1 else f"{names[0]} (+{len(names) - 1} more)"
-
-
-def _renew(client: SyncPrefectClient, lease_id: str, stop: threading.Event) -> None:
-    body = {"lease_duration": LEASE_SECONDS}
-    while not stop.wait(LEASE_SECONDS / 3):
-        with suppress(httpx.HTTPError):  # a missed renewal is retried at the next tick
-            _send(client, f"/v2/concurrency_limits/leases/{lease_id}/renew", body)
-
-
-def _send(client: SyncPrefectClient, path: str, body: dict[str, Any]) -> httpx.Response:
-    """POST to the server's concurrency API, one call at a time; a busy server (503) or a
-    failed connection is retried every few ms, up to ~3 s."""
-    http = client._client  # the configured httpx client: API URL, auth headers, TLS settings
-    request = http.build_request("POST", path, json=body)
-    http._add_csrf_headers(request)  # a no-op unless the server enforces CSRF tokens
-    attempt = 0
-    while True:
-        try:
-            with _server_calls:
-                # httpx's own send: past the Prefect client's retry loop and its 2 s sleeps.
-                response = httpx.Client.send(http, request)
-        except httpx.TransportError:
-            if attempt == _RETRIES:
-                raise
-        else:
-            if response.status_code != _BUSY or attempt == _RETRIES:
-                return response
-        attempt += 1
-        time.sleep(random.uniform(0.01, 0.05))

@@ -1,10 +1,36 @@
-"""Errors a user can act on.
+"""Every error the tool raises, in one tree. Each message is one line that says what to do,
+and none ever holds a key: callers pass key ids and secret names, never key material.
 
-Every message is one line that says what to do, and none ever holds a key:
-callers pass key ids and secret names, never key material.
+    TenantKeysError
+    ├── ConfigError              a setting is missing or invalid; nothing was touched
+    ├── BadInput                 refused before any side effect
+    │   ├── TenantNotFound
+    │   ├── TenantExists
+    │   └── TenantOffboarded
+    ├── CorruptSecret            a secret someone edited into something unreadable
+    ├── SecretStoreError         Secrets Manager refused or failed a call
+    ├── LockUnavailable          a tenant's lock is missing or not free in time
+    ├── KeyTestFailed            a new key did not authenticate; not promoted
+    ├── RetireFailed             an old key survived its retire (forward compensation)
+    ├── RevokeFailed             a suspect key could not be shown dead
+    ├── ReplacementFailed        suspects dead, no working key stored: tracing is off
+    └── LangSmithError           a LangSmith call failed (`route`, `status`)
+        ├── AuthError            401
+        ├── Forbidden            403
+        │   └── OrgKeyNeedsWorkspace
+        ├── NotFound             404
+        ├── Conflict             409
+        ├── ValidationFailed     422
+        ├── RateLimited          429, transient
+        ├── ServerError          5xx, transient, maybe applied
+        ├── Timeout              transient, maybe applied
+        └── ConnectionFailed     transient, maybe applied once the request was sent
 """
 
 from __future__ import annotations
+
+# LangSmith's error code for an org-scoped key sent without X-Tenant-Id on a workspace path.
+ORG_SCOPED_KEY_REQUIRES_WORKSPACE = "org_scoped_key_requires_workspace"
 
 
 class TenantKeysError(Exception):
@@ -71,6 +97,10 @@ class SecretStoreError(TenantKeysError):
         self.code = code
 
 
+class LockUnavailable(TenantKeysError):
+    """A tenant's lock does not exist, or another run held it past the wait."""
+
+
 class KeyTestFailed(TenantKeysError):
     """A freshly minted key did not authenticate at LangSmith within the bounded retries."""
 
@@ -84,7 +114,7 @@ class KeyTestFailed(TenantKeysError):
 
 
 class RetireFailed(TenantKeysError):
-    """The old key survived its retire; the RETIRE_PENDING label stays as the durable record."""
+    """The old key survived its retire; its label stays as the durable record."""
 
     def __init__(self, tenant_id: str, key_id: str | None, cause: str) -> None:
         super().__init__(
@@ -93,3 +123,114 @@ class RetireFailed(TenantKeysError):
         )
         self.tenant_id = tenant_id
         self.key_id = key_id
+
+
+class RevokeFailed(TenantKeysError):
+    """A suspect key could not be shown dead."""
+
+    def __init__(self, tenant_id: str, key_id: str, cause: str) -> None:
+        super().__init__(
+            f"RevokeFailed: key {key_id} of tenant {tenant_id!r} may still work ({cause}): "
+            "rerun `tenant-keys revoke`, or delete it in LangSmith's UI at once"
+        )
+        self.tenant_id = tenant_id
+        self.key_id = key_id
+
+
+class ReplacementFailed(TenantKeysError):
+    """The suspect keys are dead but no working replacement is stored: tracing is off."""
+
+    def __init__(self, tenant_id: str, cause: str) -> None:
+        super().__init__(
+            f"ReplacementFailed: tenant {tenant_id!r} has no working key ({cause}); its tracing "
+            "is off and its secret is tagged tenant-keys:status=revoked-no-key: rerun "
+            f"`tenant-keys revoke {tenant_id}` or `tenant-keys rotate {tenant_id}` once the cause "
+            "is fixed"
+        )
+        self.tenant_id = tenant_id
+
+
+class LangSmithError(TenantKeysError):
+    """A LangSmith call failed. `route` is the method and path template, e.g. `DELETE /api-key/{id}`."""
+
+    status: int | None = None
+    hint = ""
+    # Worth retrying: the same call may succeed in a moment.
+    transient = False
+    # The request may have taken effect although no success reached us.
+    maybe_applied = False
+
+    def __init__(self, route: str, detail: str = "", status: int | None = None) -> None:
+        self.route = route
+        self.detail = detail
+        if status is not None:
+            self.status = status
+        text = f"LangSmith {route} failed"
+        if self.status is not None:
+            text += f" with {self.status}"
+        if detail:
+            text += f": {detail}"
+        if self.hint:
+            text += f" ({self.hint})"
+        super().__init__(text)
+
+
+class AuthError(LangSmithError):
+    status = 401
+    hint = "check the admin key (TENANT_KEYS_LANGSMITH_ADMIN_KEY) and the LangSmith URL/region"
+
+
+class Forbidden(LangSmithError):
+    status = 403
+    hint = "the admin key lacks rights here: use a workspace admin key, or an org key with a workspace id"
+
+
+class OrgKeyNeedsWorkspace(Forbidden):
+    """403 `org_scoped_key_requires_workspace`: an org-scoped key on a workspace path."""
+
+    hint = (
+        "the admin key is org-scoped: set TENANT_KEYS_LANGSMITH_WORKSPACE_ID to the shared "
+        "workspace of project-mode tenants"
+    )
+
+
+class NotFound(LangSmithError):
+    status = 404
+
+
+class Conflict(LangSmithError):
+    status = 409
+
+
+class ValidationFailed(LangSmithError):
+    status = 422
+
+
+class RateLimited(LangSmithError):
+    status = 429
+    transient = True
+
+    def __init__(self, route: str, retry_after: float | None, detail: str = "") -> None:
+        self.retry_after = retry_after
+        super().__init__(route, detail)
+
+
+class ServerError(LangSmithError):
+    transient = True
+    maybe_applied = True
+
+
+class Timeout(LangSmithError):
+    hint = "LangSmith did not answer in time"
+    transient = True
+    maybe_applied = True
+
+
+class ConnectionFailed(LangSmithError):
+    """The connection failed. `maybe_applied` is False only when it was never established."""
+
+    transient = True
+
+    def __init__(self, route: str, detail: str, *, request_sent: bool) -> None:
+        self.maybe_applied = request_sent
+        super().__init__(route, detail)

@@ -1,43 +1,43 @@
-"""Minting, testing and deleting tenant keys at LangSmith: the calls every flow shares.
+"""Tenant keys at LangSmith: where they live (`KeyHome`), minting, testing, deleting.
 
-A minted key's secret lives only inside `mint_key`'s caller until it is written
-to Secrets Manager; everything returned from here to a flow is an id.
+A minted key's secret lives only inside `mint_and_store` (or onboarding's `issue_key`)
+until it is written to Secrets Manager; everything returned from here is an id.
 """
 
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 
 from pydantic import BaseModel, ConfigDict
+from tenacity import (
+    Retrying,
+    retry_if_exception,
+    retry_if_result,
+    stop_after_attempt,
+    stop_after_delay,
+    wait_fixed,
+    wait_incrementing,
+)
 
-from tenant_keys.errors import KeyTestFailed, SecretStoreError, TenantNotFound
-from tenant_keys.langsmith import (
-    ApiKeyInfo,
-    CreatedApiKey,
+from tenant_keys.errors import (
     Forbidden,
-    LangSmithAdmin,
+    KeyTestFailed,
     LangSmithError,
+    RevokeFailed,
+    SecretStoreError,
+    TenantNotFound,
 )
-from tenant_keys.models import (
-    IsolationMode,
-    TenantKeyRecord,
-    key_description,
-    utcnow,
-    version_token,
-)
+from tenant_keys.langsmith import ApiKeyInfo, CreatedApiKey, LangSmithAdmin
+from tenant_keys.layout import TAG_ISOLATION, TAG_WORKSPACE, TenantKeyRecord
+from tenant_keys.models import IsolationMode, key_description, utcnow, version_token
 from tenant_keys.services import Services
 
 log = logging.getLogger(__name__)
 
-# A tenant's isolation mode and, in workspace mode, its own workspace: tags on its secret.
-TAG_ISOLATION = "tenant-keys:isolation"
-TAG_WORKSPACE = "tenant-keys:workspace-id"
 
-
-class KeyScope(BaseModel):
+class KeyHome(BaseModel):
     """Where a tenant's keys live, and so which LangSmith endpoints manage them: the one seam
     between the isolation modes (docs/isolation.md).
 
@@ -52,15 +52,15 @@ class KeyScope(BaseModel):
     workspace_id: str | None = None  # workspace mode: the tenant's own workspace
 
     @classmethod
-    def of(cls, tags: Mapping[str, str]) -> KeyScope:
-        """The scope a tenant secret's tags record (no tag: project mode, as before the modes)."""
+    def of(cls, tags: Mapping[str, str]) -> KeyHome:
+        """Where a tenant secret's tags say its keys live (no tag: project mode)."""
         if tags.get(TAG_ISOLATION) == "workspace":
             return cls(mode="workspace", workspace_id=tags.get(TAG_WORKSPACE))
-        return PROJECT_SCOPE
+        return PROJECT_HOME
 
     def tags(self) -> dict[str, str]:
         if self.mode == "workspace":
-            assert self.workspace_id, "a workspace scope names its workspace"
+            assert self.workspace_id, "a workspace home names its workspace"
             return {TAG_ISOLATION: "workspace", TAG_WORKSPACE: self.workspace_id}
         return {TAG_ISOLATION: "project"}
 
@@ -68,7 +68,7 @@ class KeyScope(BaseModel):
         self, langsmith: LangSmithAdmin, description: str, *, expires_at: datetime | None
     ) -> CreatedApiKey:
         if self.mode == "workspace":
-            assert self.workspace_id, "a workspace scope names its workspace"
+            assert self.workspace_id, "a workspace home names its workspace"
             return langsmith.create_service_key(
                 description, expires_at=expires_at, workspaces=[self.workspace_id]
             )
@@ -87,26 +87,26 @@ class KeyScope(BaseModel):
         return langsmith.list_keys()
 
 
-PROJECT_SCOPE = KeyScope()
+PROJECT_HOME = KeyHome()
 
 
-def tenant_scope(services: Services, tenant_id: str) -> KeyScope:
-    """The tenant's scope, from its secret's tags (no secret: project mode)."""
+def workspace_home(workspace_id: str) -> KeyHome:
+    return KeyHome(mode="workspace", workspace_id=workspace_id)
+
+
+def tenant_home(services: Services, tenant_id: str) -> KeyHome:
+    """Where the tenant's keys live, from its secret's tags (no secret: project mode)."""
     try:
-        return KeyScope.of(services.store.describe(tenant_id).tags)
+        return KeyHome.of(services.store.describe(tenant_id).tags)
     except TenantNotFound:
-        return PROJECT_SCOPE
-
-
-def workspace_scope(workspace_id: str) -> KeyScope:
-    return KeyScope(mode="workspace", workspace_id=workspace_id)
+        return PROJECT_HOME
 
 
 def keys_by_mode(services: Services) -> dict[IsolationMode, list[ApiKeyInfo]]:
     """Every key of both kinds the admin key can list. A workspace admin key cannot list org
     service keys (403): then no tenant can be in workspace mode, and there are none to see."""
     found: dict[IsolationMode, list[ApiKeyInfo]] = {
-        "project": PROJECT_SCOPE.list_keys(services.langsmith)
+        "project": PROJECT_HOME.list_keys(services.langsmith)
     }
     if services.settings.langsmith_org_id:
         try:
@@ -117,7 +117,7 @@ def keys_by_mode(services: Services) -> dict[IsolationMode, list[ApiKeyInfo]]:
 
 
 class KeyRef(BaseModel):
-    """What flows pass around instead of a key."""
+    """What protocols pass around instead of a key."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -127,8 +127,11 @@ class KeyRef(BaseModel):
     version_id: str | None = None
 
 
+# -- minting ---------------------------------------------------------------------------------
+
+
 def mint_key(
-    services: Services, tenant_id: str, rotation_id: str, scope: KeyScope = PROJECT_SCOPE
+    services: Services, tenant_id: str, rotation_id: str, home: KeyHome = PROJECT_HOME
 ) -> CreatedApiKey:
     """Mint a key whose description names tenant and rotation, expiring after the key lifetime.
 
@@ -140,7 +143,7 @@ def mint_key(
     description = key_description(tenant_id, rotation_id)
     expires_at = utcnow() + timedelta(days=services.settings.key_lifetime_days)
     try:
-        return scope.mint(services.langsmith, description, expires_at=expires_at)
+        return home.mint(services.langsmith, description, expires_at=expires_at)
     except LangSmithError as exc:
         if not exc.maybe_applied:
             raise
@@ -149,17 +152,17 @@ def mint_key(
             tenant_id,
             type(exc).__name__,
         )
-    delete_keys_described(services.langsmith, description, scope)
-    return scope.mint(services.langsmith, description, expires_at=expires_at)
+    delete_keys_described(services.langsmith, description, home)
+    return home.mint(services.langsmith, description, expires_at=expires_at)
 
 
 def delete_keys_described(
-    langsmith: LangSmithAdmin, description: str, scope: KeyScope = PROJECT_SCOPE
+    langsmith: LangSmithAdmin, description: str, home: KeyHome = PROJECT_HOME
 ) -> list[str]:
-    """Delete every key of the scope's kind with exactly this description; returns their ids."""
-    deleted = [key.id for key in scope.list_keys(langsmith) if key.description == description]
+    """Delete every key of the home's kind with exactly this description; returns their ids."""
+    deleted = [key.id for key in home.list_keys(langsmith) if key.description == description]
     for key_id in deleted:
-        scope.delete(langsmith, key_id)
+        home.delete(langsmith, key_id)
     return deleted
 
 
@@ -172,6 +175,26 @@ def rotation_tokens(tenant_id: str, rotation_id: str, count: int = 10) -> list[s
     ]
 
 
+def record_for(
+    created: CreatedApiKey,
+    *,
+    project_id: str,
+    project_name: str,
+    workspace_id: str | None,
+    rotation_id: str,
+) -> TenantKeyRecord:
+    return TenantKeyRecord(
+        api_key=created.key,
+        key_id=created.id,
+        project_id=project_id,
+        project_name=project_name,
+        workspace_id=workspace_id,
+        issued_at=created.created_at or utcnow(),
+        expires_at=created.expires_at,
+        rotation_id=rotation_id,
+    )
+
+
 def mint_and_store(
     services: Services,
     tenant_id: str,
@@ -179,15 +202,15 @@ def mint_and_store(
     *,
     base: TenantKeyRecord,
     stage: str,
-    scope: KeyScope = PROJECT_SCOPE,
+    home: KeyHome = PROJECT_HOME,
 ) -> KeyRef:
-    """Mint a key for `rotation_id` in `scope` and store it at once under the label `stage`, in
+    """Mint a key for `rotation_id` in `home` and store it at once under the label `stage`, in
     the first of the rotation's tokens no earlier attempt used; the key serves `base`'s project.
 
     A failed store deletes the key just minted: no key outlives a failed store.
     """
     store = services.store
-    created = mint_key(services, tenant_id, rotation_id, scope)
+    created = mint_key(services, tenant_id, rotation_id, home)
     record = record_for(
         created,
         project_id=base.project_id,
@@ -216,28 +239,28 @@ def mint_and_store(
             "start a new rotation (omit --rotation-id)",
         )
     except BaseException:
-        scope.delete(services.langsmith, created.id)
+        home.delete(services.langsmith, created.id)
         raise
 
 
-def record_for(
-    created: CreatedApiKey,
-    *,
-    project_id: str,
-    project_name: str,
-    workspace_id: str | None,
-    rotation_id: str,
-) -> TenantKeyRecord:
-    return TenantKeyRecord(
-        api_key=created.key,
-        key_id=created.id,
-        project_id=project_id,
-        project_name=project_name,
-        workspace_id=workspace_id,
-        issued_at=created.created_at or utcnow(),
-        expires_at=created.expires_at,
-        rotation_id=rotation_id,
+# -- testing and deleting ------------------------------------------------------------------
+
+
+def _transient(exc: BaseException) -> bool:
+    return isinstance(exc, LangSmithError) and exc.transient
+
+
+def key_works(langsmith: LangSmithAdmin, record: TenantKeyRecord, *, attempts: int = 3) -> bool:
+    """Whether the record's key is accepted right now, asked with the key itself (it costs none
+    of the admin key's rate limit). A 401 is a definite no; transient failures are retried a
+    few times, then raised, so a network blip is never mistaken for a dead key."""
+    retrying = Retrying(
+        stop=stop_after_attempt(attempts),
+        wait=wait_incrementing(start=0.2, increment=0.3),
+        retry=retry_if_exception(_transient),
+        reraise=True,
     )
+    return retrying(langsmith.authenticates, record.api_key, workspace_id=record.workspace_id)
 
 
 def check_key(
@@ -248,17 +271,48 @@ def check_key(
     attempts: int = 5,
     delay: float = 0.5,
 ) -> None:
-    """The key authenticates, or `KeyTestFailed` after bounded retries (new keys may take a moment)."""
-    reason = "rejected with 401"
-    for attempt in range(attempts):
-        try:
-            if langsmith.authenticates(record.api_key, workspace_id=record.workspace_id):
-                return
-            reason = "rejected with 401"
-        except LangSmithError as exc:
-            if not exc.transient:
-                raise KeyTestFailed(tenant_id, record.key_id, str(exc)) from None
-            reason = type(exc).__name__
-        if attempt < attempts - 1:
-            time.sleep(delay * (attempt + 1))
-    raise KeyTestFailed(tenant_id, record.key_id, reason)
+    """The key authenticates, or `KeyTestFailed` after bounded retries (new keys may take a
+    moment to be accepted, so a 401 is retried too)."""
+    retrying = Retrying(
+        stop=stop_after_attempt(attempts),
+        wait=wait_incrementing(start=delay, increment=delay),
+        retry=retry_if_result(lambda accepted: not accepted) | retry_if_exception(_transient),
+        retry_error_callback=lambda state: state.outcome.exception() if state.outcome else None,
+    )
+    try:
+        outcome = retrying(
+            langsmith.authenticates, record.api_key, workspace_id=record.workspace_id
+        )
+    except LangSmithError as exc:
+        raise KeyTestFailed(tenant_id, record.key_id, str(exc)) from None
+    if outcome is not True:
+        reason = type(outcome).__name__ if isinstance(outcome, Exception) else "rejected with 401"
+        raise KeyTestFailed(tenant_id, record.key_id, reason)
+
+
+def delete_hard(
+    langsmith: LangSmithAdmin,
+    tenant_id: str,
+    key_id: str,
+    *,
+    home: KeyHome,
+    deadline_seconds: float,
+) -> bool:
+    """Delete a key, retrying transient failures until the deadline; False: it was already gone.
+    Deleting it is the point of a revoke: keep trying, then give up loudly (`RevokeFailed`)."""
+    retrying = Retrying(
+        stop=stop_after_delay(deadline_seconds),
+        wait=wait_fixed(0.2),
+        retry=retry_if_exception(_transient),
+        before_sleep=lambda state: log.warning(
+            "tenant=%s delete of key %s failed (%s): retrying",
+            tenant_id,
+            key_id,
+            type(state.outcome.exception()).__name__ if state.outcome else "?",
+        ),
+        reraise=True,
+    )
+    try:
+        return retrying(home.delete, langsmith, key_id)
+    except LangSmithError as exc:
+        raise RevokeFailed(tenant_id, key_id, type(exc).__name__) from None

@@ -1,19 +1,19 @@
-"""Models for what crosses a boundary: tenant ids, the tenant secret, key descriptions."""
+"""Names and ids that cross a boundary: tenant ids, project names, key descriptions, rotation
+ids and tokens, key fingerprints."""
 
 from __future__ import annotations
 
-import json
+import hashlib
 import re
 import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, SecretStr, ValidationError
+from pydantic import AfterValidator, SecretStr
 
 from tenant_keys.errors import BadInput
 
 TENANT_ID_PATTERN = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,46}[a-z0-9])?$")
-MANAGED_BY = "tenant-keys"
 # Where a tenant lives: a project in the shared workspace, or a workspace of its own
 # (docs/isolation.md). Stored per tenant as a tag on its secret.
 IsolationMode = Literal["project", "workspace"]
@@ -21,8 +21,10 @@ IsolationMode = Literal["project", "workspace"]
 # its keys from anyone else's and name the tenant and rotation they belong to.
 KEY_DESCRIPTION_PREFIX = "tenant-keys"
 _DESCRIPTION = re.compile(
-    r"^tenant-keys tenant=(?P<tenant>[a-z0-9-]+) rotation=(?P<rotation>[A-Za-z0-9:._-]+)$"
+    r"^tenant-keys tenant=(?P<tenant>[a-z0-9-]+) rotation=(?P<rotation>[A-Za-z0-9:._-]{1,64})$"
 )
+# A rotation id goes into key descriptions and ClientRequestTokens: keep it short and plain.
+ROTATION_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9:._-]{0,63}$")
 # Stable namespace for ClientRequestTokens: uuid5(namespace, "tenant:rotation").
 _TOKEN_NAMESPACE = uuid.UUID("6f1d2b0e-3c5a-5b7e-9a41-7c2d8e0f4b19")
 
@@ -58,6 +60,15 @@ def version_token(tenant_id: str, rotation_id: str) -> str:
     return str(uuid.uuid5(_TOKEN_NAMESPACE, f"{tenant_id}:{rotation_id}"))
 
 
+def validate_rotation_id(value: str) -> str:
+    if not ROTATION_ID_PATTERN.fullmatch(value):
+        raise BadInput(
+            f"rotation id {value[:80]!r} is invalid: use 1-64 letters, digits and . _ : -, "
+            "starting with a letter or digit, e.g. 'r20260105T030000Z'"
+        )
+    return value
+
+
 def new_rotation_id(now: datetime | None = None) -> str:
     return (now or utcnow()).strftime("r%Y%m%dT%H%M%SZ")
 
@@ -66,31 +77,7 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-class TenantKeyRecord(BaseModel):
-    """The SecretString of one version of a tenant secret (DESIGN: secret layout)."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    api_key: SecretStr
-    key_id: str
-    project_id: str
-    project_name: str
-    workspace_id: str | None
-    issued_at: datetime
-    expires_at: datetime | None
-    rotation_id: str
-
-    def to_secret_string(self) -> str:
-        data = self.model_dump(mode="json")
-        data["api_key"] = self.api_key.get_secret_value()
-        return json.dumps(data, sort_keys=True)
-
-    @classmethod
-    def from_secret_string(cls, text: str) -> TenantKeyRecord:
-        """Parse a stored record; raises ValueError with a message that holds no key."""
-        try:
-            return cls.model_validate_json(text)
-        except ValidationError as exc:
-            # pydantic's message may echo the input (the key): keep field names only.
-            fields = sorted({".".join(str(p) for p in e["loc"]) or "<root>" for e in exc.errors()})
-            raise ValueError(f"bad or missing fields: {', '.join(fields)}") from None
+def key_fingerprint(api_key: SecretStr | str) -> str:
+    """SHA-256 of a key, hex: names a leaked key in events and parameters without carrying it."""
+    text = api_key.get_secret_value() if isinstance(api_key, SecretStr) else api_key
+    return hashlib.sha256(text.strip().encode()).hexdigest()

@@ -1,6 +1,6 @@
 """Per-project quota checks: each tenant's traces in the billing window against its budget.
 
-Plain functions, importable without Prefect; `flows/quota.py` holds the order.
+Plain functions, importable without Prefect; `flows/quota.py` runs them as tasks.
 
 Where the numbers come from (docs/quota.md has the details):
 - budgets and the status last reported, from the tenant secrets' tags (ListSecrets
@@ -22,24 +22,19 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict
 
 from tenant_keys.errors import BadInput, TenantNotFound
+from tenant_keys.events import QuotaChangedEvent, QuotaStatus
 from tenant_keys.langsmith import LangSmithAdmin, Project
+from tenant_keys.layout import TAG_BUDGET, TAG_PROJECT, TAG_QUOTA_STATUS
 from tenant_keys.models import project_name, validate_tenant_id
-from tenant_keys.secret_store import TAG_BUDGET, TAG_PROJECT, SecretStore
+from tenant_keys.secret_store import SecretStore
+from tenant_keys.services import Services
 
-QuotaStatus = Literal["ok", "warning", "exceeded"]
 RowStatus = Literal["ok", "warning", "exceeded", "project-missing"]
 
-# The status last reported for a tenant, kept with the tenant so alerts fire once per change.
-# No tag means "ok": a first run writes tags only for tenants that are not ok.
-TAG_QUOTA_STATUS = "tenant-keys:quota-status"
 PROJECT_NAME_FILTER = project_name("")  # "tenant-": every tenant project's name has it
 DEFAULT_WARNING_SHARE = 0.8
 # LangSmith's usage-limit type that matches a trace budget.
 MONTHLY_TRACES = "monthly_traces"
-
-EVENT_WARNING = "tenant-keys.quota.warning"
-EVENT_EXCEEDED = "tenant-keys.quota.exceeded"
-EVENT_RECOVERED = "tenant-keys.quota.recovered"
 
 
 class TenantBudget(BaseModel):
@@ -254,11 +249,36 @@ def _rank(row: QuotaRow) -> tuple[bool, float, str]:
     return (row.share is None, -(row.share or 0.0), row.tenant_id)
 
 
-def transition_event(previous: QuotaStatus, new: QuotaStatus) -> str:
-    """The event a change of status emits."""
-    if new == "ok":
-        return EVENT_RECOVERED
-    return EVENT_EXCEEDED if new == "exceeded" else EVENT_WARNING
+class QuotaTransition(BaseModel):
+    tenant_id: str
+    previous: QuotaStatus
+    status: QuotaStatus
+    event: str
+    usage_limit: int | None = None
+    error: str | None = None
+
+
+def announce_change(
+    services: Services, row: QuotaRow, since: datetime, *, enforce_limit: bool
+) -> QuotaChangedEvent:
+    """A changed tenant: enforce its budget (if asked) and describe the change as its event.
+    The caller emits the event, then remembers the status (`remember_status`): the tag comes
+    last, so a failure before it repeats the alert on the next run rather than losing it."""
+    status = row.new_status
+    assert status is not None, "only changed tenants get here"
+    limit = enforce_budget(services.langsmith, row) if enforce_limit else None
+    share = row.share
+    return QuotaChangedEvent(
+        tenant_id=row.tenant_id,
+        status=status,
+        previous=row.reported,
+        project_id=row.project_id,
+        traces=row.traces,
+        budget=row.budget,
+        percent_used=None if share is None or math.isinf(share) else round(share * 100, 1),
+        window_start=since,
+        usage_limit=limit,
+    )
 
 
 def remember_status(store: SecretStore, tenant_id: str, status: QuotaStatus) -> None:

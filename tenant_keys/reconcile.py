@@ -1,313 +1,318 @@
-"""The reconcile plan: compare what Secrets Manager says with what LangSmith has, and list repairs.
+"""Reconcile: finish what failures left half done.
 
-Pure functions over snapshots (no I/O), so every rule is a unit test away. Reading the
-snapshots is `tenant_keys.survey`; carrying the repairs out is `flows/reconcile.py`.
-
-The rules, per tenant (DESIGN: rotation, invariants 1 and 2):
-- AWSPENDING whose key still works: an unfinished rotation; resume it with its rotation id.
-- AWSPENDING whose key is gone: discard it (the current key stays).
-- AWSCURRENT whose key no longer works (deleted or expired behind the tool's back): drift;
-  mint and promote a replacement through the rotation protocol, loudly.
-- AWSCURRENT that expires within the window: rotate it early.
-- RETIRE_PENDING past its grace window: delete the old key, drop the label.
-- A key the tool minted (its description says so) that no version of its tenant's secret
-  references: an orphan; delete it. Keys with any other description are never touched.
-  A tenant without a live secret (never stored, or offboarded) has only orphans. Orphans
-  are deleted only once older than the orphan age: onboarding mints a key before its
-  secret exists, without the tenant's lock, so a young unreferenced key may be in flight.
-- A secret tagged as being offboarded: finish the offboarding.
-- A secret the tool cannot read: report it; none of its keys counts as an orphan.
+1. **survey**, reads only and no lock: the tool's keys at LangSmith (one list call per key
+   kind) and every tenant's secret (concurrent reads). The tenants are those with a secret
+   under the prefix plus those a key's description names (ListSecrets lags; a key does not).
+2. **plan**, pure (`tenant_keys.reconcile_plan`): the repairs, from the listing.
+3. **repair** one tenant, under its lock: read the secret again, ask LangSmith whether each
+   key the secret holds still authenticates (the ground truth, not the listing of step 1,
+   which a rotation may have overtaken), plan again from that, and do the local repairs
+   (discard a dead AWSPENDING, retire, delete orphans). Then, under the lock again, the one
+   protocol repair (resume a rotation, replace a dead key, rotate an expiring one, finish an
+   offboarding).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, Field, SerializeAsAny
 
-from tenant_keys.langsmith import ApiKeyInfo
-from tenant_keys.models import TENANT_ID_PATTERN, IsolationMode, parse_key_description
-
-RepairKind = Literal[
-    "discard-pending",
-    "retire",
-    "delete-orphan",
-    "resume-rotation",
-    "replace-dead-key",
-    "rotate-expiring",
-    "finish-offboarding",
-    "attention",
-]
-# Done under the tenant's lock by reconcile itself, in this order.
-LOCAL_KINDS: tuple[RepairKind, ...] = ("discard-pending", "retire", "delete-orphan")
-# Done by another protocol that takes the tenant's lock itself (rotation, offboarding).
-PROTOCOL_KINDS: tuple[RepairKind, ...] = (
-    "resume-rotation",
-    "replace-dead-key",
-    "rotate-expiring",
-    "finish-offboarding",
+from tenant_keys.errors import BadInput, CorruptSecret, SecretStoreError, TenantNotFound
+from tenant_keys.events import RepairEvent, RetireOverdueEvent, TenantEvent
+from tenant_keys.keys import KeyHome, key_works, keys_by_mode
+from tenant_keys.layout import (
+    CURRENT,
+    PENDING,
+    PREVIOUS,
+    RETIRE_PENDING,
+    TAG_OFFBOARDING,
+    SecretState,
 )
+from tenant_keys.locks import TenantLocks
+from tenant_keys.models import utcnow
+from tenant_keys.offboarding import offboard
+from tenant_keys.reconcile_plan import (
+    LOCAL_KINDS,
+    PROTOCOL_KINDS,
+    OwnKey,
+    Policy,
+    Repair,
+    RepairKind,
+    TenantSnapshot,
+    VersionInfo,
+    own_keys,
+    plan_tenant,
+)
+from tenant_keys.rotation import PendingKey, discard_pending_key, error_text, retire_old_key, rotate
+from tenant_keys.secret_store import SecretStore
+from tenant_keys.services import Services
+from tenant_keys.settings import Settings
 
-TenantStatus = Literal["active", "absent", "scheduled-for-deletion", "offboarding", "unreadable"]
-
-
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-
-class VersionInfo(_Frozen):
-    """One labelled version of a tenant secret: ids and dates, never the key."""
-
-    version_id: str
-    key_id: str
-    rotation_id: str
-    issued_at: datetime
-    expires_at: datetime | None = None
-
-
-class TenantSnapshot(_Frozen):
-    tenant_id: str
-    status: TenantStatus
-    current: VersionInfo | None = None
-    pending: VersionInfo | None = None
-    retire_pending: VersionInfo | None = None
-    # Read only while AWSPENDING sits on AWSCURRENT (a promotion that stopped half way):
-    # that rotation's resume marks this version RETIRE_PENDING, so its key is not an orphan.
-    previous: VersionInfo | None = None
-    problem: str | None = None  # why the status is "unreadable"
-
-    @property
-    def pending_on_current(self) -> bool:
-        return (
-            self.pending is not None
-            and self.current is not None
-            and self.pending.version_id == self.current.version_id
-        )
-
-    def referenced_key_ids(self) -> set[str]:
-        versions = [self.current, self.pending, self.retire_pending]
-        if self.pending_on_current:
-            versions.append(self.previous)
-        return {v.key_id for v in versions if v is not None}
+RepairOutcome = Literal["planned", "done", "already-done", "waiting", "failed", "needs-attention"]
+DEFAULT_EXPIRING_WITHIN_DAYS = 7.0
+# Older than any onboarding in flight (mint → store takes about a second), younger than an hour.
+DEFAULT_ORPHAN_MIN_AGE_SECONDS = 600.0
+# A key still waiting to be retired a day after its rotation means retires keep failing.
+RETIRE_OVERDUE_AFTER = timedelta(days=1)
 
 
-class OwnKey(_Frozen):
-    """A key the tool minted, as LangSmith lists it (its description names tenant and rotation)."""
-
-    key_id: str
-    short_key: str
-    tenant_id: str
-    rotation_id: str
-    created_at: datetime | None = None
-    expires_at: datetime | None = None
-    mode: IsolationMode = "project"  # where it is listed: a workspace key or an org service key
-
-
-class Policy(_Frozen):
-    grace_seconds: float
-    expiring_within: timedelta
-    orphan_min_age: timedelta
-
-
-class Repair(_Frozen):
-    """One thing reconcile will do (or, for "attention", cannot do) for a tenant."""
+class RepairRow(BaseModel):
+    """One repair, planned or done: ids only, never a key."""
 
     tenant_id: str
     kind: RepairKind
-    reason: str
+    outcome: RepairOutcome
     key_id: str | None = None
-    version_id: str | None = None
     rotation_id: str | None = None
+    new_key_id: str | None = None
+    reason: str = ""
+    error: str | None = None
+    # What the protocol behind the repair reported (a rotation's, an offboarding's).
+    events: list[SerializeAsAny[TenantEvent]] = Field(default_factory=list, exclude=True)
 
-
-def own_keys(keys: Iterable[ApiKeyInfo], mode: IsolationMode = "project") -> list[OwnKey]:
-    """The keys the tool minted; every other key is left out, so nothing downstream can touch it."""
-    mine = []
-    for key in keys:
-        parsed = parse_key_description(key.description)
-        # The tool mints only for valid tenant ids: anything else only looks like ours.
-        if parsed is None or not TENANT_ID_PATTERN.fullmatch(parsed[0]):
-            continue
-        mine.append(
-            OwnKey(
-                key_id=key.id,
-                short_key=key.short_key,
-                tenant_id=parsed[0],
-                rotation_id=parsed[1],
-                created_at=key.created_at,
-                expires_at=key.expires_at,
-                mode=mode,
-            )
+    def event(self) -> RepairEvent:
+        return RepairEvent(
+            tenant_id=self.tenant_id,
+            kind=self.kind,
+            outcome=self.outcome,
+            key_id=self.key_id,
+            rotation_id=self.rotation_id,
+            new_key_id=self.new_key_id,
+            error=self.error,
         )
-    return mine
 
 
-def liveness_from_list(keys: Iterable[OwnKey], now: datetime) -> dict[str, bool]:
-    """Listed and not expired means live; a key missing from the list was deleted."""
-    return {k.key_id: k.expires_at is None or k.expires_at > now for k in keys}
-
-
-def plan(
-    snapshots: Iterable[TenantSnapshot],
-    keys: Iterable[OwnKey],
-    live: Mapping[str, bool],
-    *,
-    now: datetime,
-    policy: Policy,
-    rotation_id: str,
-) -> list[Repair]:
-    """Repairs for every surveyed tenant. Keys of tenants that were not surveyed are left alone."""
-    by_tenant: dict[str, list[OwnKey]] = {}
-    for key in keys:
-        by_tenant.setdefault(key.tenant_id, []).append(key)
-    repairs: list[Repair] = []
-    for snapshot in sorted(snapshots, key=lambda s: s.tenant_id):
-        repairs += plan_tenant(
-            snapshot,
-            live,
-            by_tenant.get(snapshot.tenant_id, []),
-            now=now,
-            policy=policy,
-            rotation_id=rotation_id,
+def make_policy(
+    settings: Settings, expiring_within_days: float, orphan_min_age_seconds: float
+) -> Policy:
+    """The thresholds, checked before any side effect."""
+    if not 0 <= expiring_within_days < settings.key_lifetime_days:
+        raise BadInput(
+            f"expiring_within_days={expiring_within_days} is out of range: give 0 or more and "
+            f"less than the key lifetime ({settings.key_lifetime_days} days), or every key would "
+            "rotate on every run"
         )
-    return repairs
-
-
-def plan_tenant(
-    snapshot: TenantSnapshot,
-    live: Mapping[str, bool],
-    keys: Iterable[OwnKey],
-    *,
-    now: datetime,
-    policy: Policy,
-    rotation_id: str,
-) -> list[Repair]:
-    """Repairs for one tenant: local ones first (in `LOCAL_KINDS` order), then at most one protocol run.
-
-    `live` says which key ids still authenticate (a missing id: not live); `keys` are the
-    tool's keys that name this tenant; `rotation_id` is the id a new rotation would use.
-    """
-    tenant = snapshot.tenant_id
-    if snapshot.status == "unreadable":
-        return [
-            Repair(
-                tenant_id=tenant,
-                kind="attention",
-                reason=snapshot.problem or "the secret cannot be read",
-            )
-        ]
-    if snapshot.status == "offboarding":
-        return [
-            Repair(
-                tenant_id=tenant,
-                kind="finish-offboarding",
-                reason="an offboarding stopped half way: revoke the keys, schedule the secret's deletion",
-            )
-        ]
-    if snapshot.status in ("absent", "scheduled-for-deletion"):
-        why = "no secret" if snapshot.status == "absent" else "secret scheduled for deletion"
-        return _orphans(tenant, keys, set(), now, policy.orphan_min_age, f"tenant has {why}")
-    return _plan_active(snapshot, live, keys, now=now, policy=policy, rotation_id=rotation_id)
-
-
-def _plan_active(
-    snapshot: TenantSnapshot,
-    live: Mapping[str, bool],
-    keys: Iterable[OwnKey],
-    *,
-    now: datetime,
-    policy: Policy,
-    rotation_id: str,
-) -> list[Repair]:
-    tenant, current, pending = snapshot.tenant_id, snapshot.current, snapshot.pending
-    if current is None:
-        return [Repair(tenant_id=tenant, kind="attention", reason="the secret has no AWSCURRENT")]
-    local: list[Repair] = []
-    protocol: Repair | None = None
-
-    if pending is not None:
-        if live.get(pending.key_id, False):
-            protocol = Repair(
-                tenant_id=tenant,
-                kind="resume-rotation",
-                key_id=pending.key_id,
-                version_id=pending.version_id,
-                rotation_id=pending.rotation_id,
-                reason="AWSPENDING of an unfinished rotation: finish it",
-            )
-        else:
-            local.append(
-                Repair(
-                    tenant_id=tenant,
-                    kind="discard-pending",
-                    key_id=pending.key_id,
-                    version_id=pending.version_id,
-                    rotation_id=pending.rotation_id,
-                    reason="the AWSPENDING key no longer exists at LangSmith: drop the label",
-                )
-            )
-
-    if protocol is None:
-        if not live.get(current.key_id, False):
-            protocol = Repair(
-                tenant_id=tenant,
-                kind="replace-dead-key",
-                key_id=current.key_id,
-                rotation_id=rotation_id,
-                reason="DRIFT: the AWSCURRENT key no longer authenticates (deleted or expired "
-                "outside the tool): mint and promote a replacement",
-            )
-        elif current.expires_at is not None and current.expires_at - now <= policy.expiring_within:
-            days = (current.expires_at - now).total_seconds() / 86400
-            protocol = Repair(
-                tenant_id=tenant,
-                kind="rotate-expiring",
-                key_id=current.key_id,
-                rotation_id=rotation_id,
-                reason=f"the AWSCURRENT key expires in {days:.1f} days: rotate it early",
-            )
-
-    retiring = snapshot.retire_pending
-    if retiring is not None:
-        grace_over = current.issued_at + timedelta(seconds=policy.grace_seconds) <= now
-        if grace_over or retiring.version_id == current.version_id:
-            local.append(
-                Repair(
-                    tenant_id=tenant,
-                    kind="retire",
-                    key_id=retiring.key_id,
-                    version_id=retiring.version_id,
-                    reason="RETIRE_PENDING past its grace window: delete the old key, drop the label",
-                )
-            )
-
-    referenced = snapshot.referenced_key_ids()
-    local += _orphans(
-        tenant, keys, referenced, now, policy.orphan_min_age, "no version of the secret holds it"
+    if orphan_min_age_seconds < 0:
+        raise BadInput("orphan_min_age_seconds must be 0 or more")
+    return Policy(
+        grace_seconds=settings.grace_seconds,
+        expiring_within=timedelta(days=expiring_within_days),
+        orphan_min_age=timedelta(seconds=orphan_min_age_seconds),
     )
-    return local + ([protocol] if protocol else [])
 
 
-def _orphans(
-    tenant_id: str,
-    keys: Iterable[OwnKey],
-    referenced: set[str],
-    now: datetime,
-    min_age: timedelta,
-    why: str,
-) -> list[Repair]:
-    return [
-        Repair(
+# -- 1. survey -----------------------------------------------------------------------------------
+
+
+def list_own_keys(services: Services) -> list[OwnKey]:
+    """Every key the tool minted: workspace keys of the shared workspace and org service keys
+    of workspace-mode tenants (a call each); other keys are dropped here."""
+    return [key for mode, keys in keys_by_mode(services).items() for key in own_keys(keys, mode)]
+
+
+def snapshot_tenant(store: SecretStore, tenant_id: str) -> TenantSnapshot:
+    """The tenant's secret as reconcile sees it. Never raises for a tenant-level problem: an
+    unreadable secret is a snapshot with status "unreadable" and the problem in one line."""
+    try:
+        state = store.describe(tenant_id)
+    except TenantNotFound:
+        return TenantSnapshot(tenant_id=tenant_id, status="absent")
+    except SecretStoreError as exc:
+        return TenantSnapshot(tenant_id=tenant_id, status="unreadable", problem=str(exc))
+    if state.scheduled_for_deletion:
+        return TenantSnapshot(tenant_id=tenant_id, status="scheduled-for-deletion")
+    if TAG_OFFBOARDING in state.tags:
+        return TenantSnapshot(tenant_id=tenant_id, status="offboarding")
+    try:
+        current = _version(store, tenant_id, state, CURRENT)
+        pending = _version(store, tenant_id, state, PENDING)
+        on_current = pending is not None and pending.version_id == state.version_with(CURRENT)
+        return TenantSnapshot(
             tenant_id=tenant_id,
-            kind="delete-orphan",
-            key_id=key.key_id,
-            rotation_id=key.rotation_id,
-            reason=f"orphan key {key.short_key}: {why}",
+            status="active",
+            current=current,
+            pending=pending,
+            retire_pending=_version(store, tenant_id, state, RETIRE_PENDING),
+            previous=_version(store, tenant_id, state, PREVIOUS) if on_current else None,
         )
-        for key in sorted(keys, key=lambda k: k.key_id)
-        if key.tenant_id == tenant_id
-        and key.key_id not in referenced
-        and (key.created_at is None or now - key.created_at >= min_age)
-    ]
+    except (CorruptSecret, SecretStoreError, TenantNotFound) as exc:
+        # TenantNotFound here: a label on a version without a value (not written by this tool).
+        return TenantSnapshot(tenant_id=tenant_id, status="unreadable", problem=str(exc))
+
+
+def snapshot_tenants(
+    store: SecretStore, tenant_ids: Iterable[str], *, workers: int
+) -> list[TenantSnapshot]:
+    """Snapshots of many tenants, read concurrently (reads are cheap and plentiful: 10,000/s)."""
+    ids = sorted(set(tenant_ids))
+    if not ids:
+        return []
+    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(ids)))) as pool:
+        return list(pool.map(lambda t: snapshot_tenant(store, t), ids))
+
+
+def overdue_retires(snapshots: Iterable[TenantSnapshot], now: datetime) -> list[TenantEvent]:
+    """An event per tenant whose RETIRE_PENDING key has waited longer than RETIRE_OVERDUE_AFTER.
+    The wait counts from the current key's issue: the rotation that minted it is the one that
+    set the old key aside (Secrets Manager keeps no date for a label move)."""
+    events: list[TenantEvent] = []
+    for snapshot in snapshots:
+        old, current = snapshot.retire_pending, snapshot.current
+        if old is None or current is None:
+            continue
+        waiting = now - current.issued_at
+        if waiting > RETIRE_OVERDUE_AFTER:
+            events.append(
+                RetireOverdueEvent(
+                    tenant_id=snapshot.tenant_id,
+                    key_id=old.key_id,
+                    rotation_id=current.rotation_id,
+                    waiting_hours=round(waiting.total_seconds() / 3600, 1),
+                )
+            )
+    return events
+
+
+def probe_liveness(services: Services, snapshot: TenantSnapshot) -> dict[str, bool]:
+    """Which of the snapshot's keys authenticate right now: the ground truth, asked with each
+    key itself (read from its version)."""
+    labelled = {
+        CURRENT: snapshot.current,
+        PENDING: snapshot.pending,
+        RETIRE_PENDING: snapshot.retire_pending,
+        PREVIOUS: snapshot.previous,
+    }
+    live: dict[str, bool] = {}
+    for label, version in labelled.items():
+        if version is None or version.key_id in live:
+            continue
+        record = services.store.read(snapshot.tenant_id, stage=label, version_id=version.version_id)
+        live[version.key_id] = key_works(services.langsmith, record)
+    return live
+
+
+def _version(
+    store: SecretStore, tenant_id: str, state: SecretState, label: str
+) -> VersionInfo | None:
+    version = state.version_with(label)
+    if version is None:
+        return None
+    record = store.read(tenant_id, stage=label, version_id=version)
+    return VersionInfo(
+        version_id=version,
+        key_id=record.key_id,
+        rotation_id=record.rotation_id,
+        issued_at=record.issued_at,
+        expires_at=record.expires_at,
+    )
+
+
+# -- 3. repair -----------------------------------------------------------------------------------
+
+
+def repair(
+    services: Services,
+    tenant_id: str,
+    keys: list[OwnKey],
+    policy: Policy,
+    rotation_id: str,
+    locks: TenantLocks,
+) -> list[RepairRow]:
+    """Plan the tenant again from fresh facts and carry the repairs out (see the module doc).
+    One repair failing never stops the tenant's others: each is its own row."""
+    snapshot = snapshot_tenant(services.store, tenant_id)
+    if snapshot.status == "active":
+        with locks.hold([tenant_id]):
+            snapshot = snapshot_tenant(services.store, tenant_id)  # no rotation moves labels now
+            repairs = _replan(services, snapshot, keys, policy, rotation_id)
+            rows = [_local(services, r, policy, keys) for r in repairs if r.kind in LOCAL_KINDS]
+    else:  # no live secret: nothing to lock against; young keys are spared by the orphan age
+        repairs = _replan(services, snapshot, keys, policy, rotation_id)
+        rows = [_local(services, r, policy, keys) for r in repairs if r.kind in LOCAL_KINDS]
+    for protocol_repair in (r for r in repairs if r.kind in PROTOCOL_KINDS):
+        with locks.hold([tenant_id]):
+            rows.append(_protocol(services, protocol_repair, policy))
+    rows += [row(r, "needs-attention") for r in repairs if r.kind == "attention"]
+    return rows
+
+
+def _replan(
+    services: Services,
+    snapshot: TenantSnapshot,
+    keys: list[OwnKey],
+    policy: Policy,
+    rotation_id: str,
+) -> list[Repair]:
+    live = probe_liveness(services, snapshot) if snapshot.status == "active" else {}
+    return plan_tenant(snapshot, live, keys, now=utcnow(), policy=policy, rotation_id=rotation_id)
+
+
+def _local(services: Services, repair: Repair, policy: Policy, keys: list[OwnKey]) -> RepairRow:
+    tenant_id = repair.tenant_id
+    try:
+        if repair.kind == "discard-pending":
+            assert repair.version_id and repair.key_id
+            pending = PendingKey(token=repair.version_id, key_id=repair.key_id, resumed=True)
+            discard_pending_key(services, tenant_id, pending)
+            return row(repair, "done")
+        if repair.kind == "retire":
+            state = services.store.describe(tenant_id)
+            retired = retire_old_key(
+                services, tenant_id, grace_seconds=policy.grace_seconds, state=state
+            )
+            return row(repair, "waiting" if retired.waiting_seconds > 0 else "done")
+        assert repair.kind == "delete-orphan" and repair.key_id
+        mode = next((k.mode for k in keys if k.key_id == repair.key_id), "project")
+        deleted = KeyHome(mode=mode).delete(services.langsmith, repair.key_id)
+        return row(repair, "done" if deleted else "already-done")
+    except Exception as exc:
+        return row(repair, "failed", error=error_text(exc))
+
+
+def _protocol(services: Services, repair: Repair, policy: Policy) -> RepairRow:
+    """A repair by another protocol, under the tenant's lock (the caller holds it)."""
+    tenant_id = repair.tenant_id
+    try:
+        if repair.kind == "finish-offboarding":
+            return row(repair, "done", events=offboard(services, tenant_id).events)
+    except Exception as exc:
+        return row(repair, "failed", error=error_text(exc))
+    assert repair.rotation_id
+    # A dead key needs no grace window: no app can be using it.
+    retire_now = policy.grace_seconds == 0 or repair.kind == "replace-dead-key"
+    result = rotate(services, tenant_id, repair.rotation_id, retire_now=retire_now)
+    outcome: RepairOutcome = "waiting"  # an older key still waits out its grace window
+    if result.failed:
+        outcome = "failed"
+    elif result.outcome == "rotated":
+        outcome = "done"
+    elif result.outcome == "already-rotated":
+        outcome = "already-done"
+    return row(
+        repair, outcome, new_key_id=result.new_key_id, error=result.error, events=result.events
+    )
+
+
+def row(
+    repair: Repair,
+    outcome: RepairOutcome,
+    *,
+    new_key_id: str | None = None,
+    error: str | None = None,
+    events: list[TenantEvent] | None = None,
+) -> RepairRow:
+    return RepairRow(
+        tenant_id=repair.tenant_id,
+        kind=repair.kind,
+        outcome=outcome,
+        key_id=repair.key_id,
+        rotation_id=repair.rotation_id,
+        reason=repair.reason,
+        new_key_id=new_key_id,
+        error=error,
+        events=events or [],
+    )

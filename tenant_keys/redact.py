@@ -25,3 +25,8 @@ class RedactingFilter(logging.Filter):
         if cleaned != message:
             record.msg, record.args = cleaned, None
         return True
+
+
+def looks_like_key(text: str) -> bool:
+    """Whether the text holds something shaped like a LangSmith key."""
+    return _KEY_SHAPE.search(text) is not None

@@ -1,8 +1,6 @@
 """The tenant secrets in AWS Secrets Manager, over boto3.
 
-One secret per tenant, `{prefix}/{tenant_id}`; its SecretString is a
-`TenantKeyRecord`; staging labels carry the rotation state (DESIGN: secret
-layout). Writes are paced by a token bucket (Secrets Manager allows about 50
+One secret per tenant, `{prefix}/{tenant_id}` (its layout: `tenant_keys.layout`). Writes are paced by a token bucket (Secrets Manager allows about 50
 writes a second per account) and botocore's standard retry mode absorbs
 throttling. Moving a label always names the version it leaves, which makes
 every move a compare-and-swap.
@@ -16,7 +14,6 @@ from typing import Any
 import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
-from pydantic import BaseModel, ConfigDict
 
 from tenant_keys.errors import (
     ConfigError,
@@ -25,42 +22,16 @@ from tenant_keys.errors import (
     TenantExists,
     TenantNotFound,
 )
-from tenant_keys.models import MANAGED_BY, TenantKeyRecord
+from tenant_keys.layout import (
+    CURRENT,
+    MANAGED_BY,
+    PENDING,
+    TAG_MANAGED_BY,
+    TAG_TENANT,
+    SecretState,
+    TenantKeyRecord,
+)
 from tenant_keys.ratelimit import TokenBucket
-
-CURRENT = "AWSCURRENT"
-PENDING = "AWSPENDING"
-PREVIOUS = "AWSPREVIOUS"
-RETIRE_PENDING = "RETIRE_PENDING"
-
-TAG_TENANT = "tenant-keys:tenant"
-TAG_PROJECT = "tenant-keys:project-id"
-TAG_BUDGET = "tenant-keys:trace-budget"
-TAG_MANAGED_BY = "tenant-keys:managed-by"
-# Set when an offboarding starts: reconcile finishes it, onboarding refuses the id meanwhile.
-TAG_OFFBOARDING = "tenant-keys:offboarding"
-
-
-class SecretState(BaseModel):
-    """What DescribeSecret says of a tenant secret: labels per version, tags, deletion."""
-
-    model_config = ConfigDict(frozen=True)
-
-    name: str
-    versions: dict[str, list[str]]
-    tags: dict[str, str]
-    scheduled_for_deletion: bool = False
-
-    @property
-    def leaving(self) -> bool:
-        """The tenant is being offboarded (tagged) or was (scheduled for deletion)."""
-        return self.scheduled_for_deletion or TAG_OFFBOARDING in self.tags
-
-    def version_with(self, label: str) -> str | None:
-        return next((v for v, labels in self.versions.items() if label in labels), None)
-
-    def labels_of(self, version_id: str) -> list[str]:
-        return self.versions.get(version_id, [])
 
 
 class SecretStore:
@@ -138,6 +109,10 @@ class SecretStore:
     def iter_tenants(self) -> Iterator[str]:
         """Every tenant id with a secret under the prefix (ListSecrets may lag ~minutes behind writes)."""
         return (tenant_id for tenant_id, _ in self.iter_tenant_tags())
+
+    def iter_managed_tenants(self) -> Iterator[str]:
+        """Tenant ids of the secrets the tool created (its managed-by tag)."""
+        return (t for t, tags in self.iter_tenant_tags() if tags.get(TAG_MANAGED_BY) == MANAGED_BY)
 
     def iter_tenant_tags(self) -> Iterator[tuple[str, dict[str, str]]]:
         """(tenant id, tags) of every tenant secret: ListSecrets carries the tags, so this costs

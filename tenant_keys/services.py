@@ -1,13 +1,13 @@
 """The outside systems, built once per process from the settings and shared by every thread.
 
-httpx and boto3 clients are thread-safe; sharing them also shares the rate
-limiters, which is the point: one budget per outside system per process.
+httpx and boto3 clients are thread-safe; sharing them also shares the rate limiters, which is
+the point: one budget per outside system per process.
 """
 
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from tenant_keys.langsmith import LangSmithAdmin
 from tenant_keys.secret_store import SecretStore
@@ -32,6 +32,7 @@ class Services:
                 org_id=settings.langsmith_org_id,
                 timeout=settings.langsmith_timeout_seconds,
                 calls_per_minute=settings.langsmith_calls_per_minute,
+                fanout_share=settings.fanout_rate_share,
                 max_connections=connections,
             ),
             store=SecretStore(
@@ -42,6 +43,11 @@ class Services:
                 max_connections=connections,
             ),
         )
+
+    def urgent(self) -> Services:
+        """The same services on LangSmith's urgent lane: the share of the rate limit that
+        fan-outs leave free, so an emergency revoke never queues behind a rotation."""
+        return replace(self, langsmith=self.langsmith.urgent())
 
     def close(self) -> None:
         self.langsmith.close()

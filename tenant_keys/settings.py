@@ -6,6 +6,7 @@ that names the variable to set.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
@@ -38,6 +39,14 @@ class Settings(BaseSettings):
     langsmith_timeout_seconds: Annotated[float, Field(gt=0)] = 10.0
     # LangSmith allows about 2,000 management calls a minute per key.
     langsmith_calls_per_minute: Annotated[int, Field(gt=0)] = 2000
+    # The share of that limit a fan-out (rotation, reconcile, quota) paces itself at; the rest
+    # is headroom that an emergency revoke uses, so it never waits behind a fan-out's 429s.
+    fanout_rate_share: Annotated[float, Field(gt=0, le=1)] = 0.8
+    # How long a revoke keeps retrying the delete of a suspect key before it gives up loudly.
+    revoke_delete_deadline_seconds: Annotated[float, Field(gt=0)] = 60.0
+    # Where a break-glass revoke (Prefect unreachable) writes its incident record, for
+    # `tenant-keys incidents sync` to replay into Prefect later.
+    incident_dir: Path = Path("~/.tenant-keys/incidents").expanduser()
 
     # AWS Secrets Manager: the standard boto3 credential chain; an endpoint
     # URL only for a local emulator (moto).
@@ -64,6 +73,10 @@ class Settings(BaseSettings):
     # tenant, rather than queue behind a stuck run forever.
     lock_wait_seconds: Annotated[float, Field(gt=0)] = 600.0
 
+    # Commands that take tenant locks refuse to run without PREFECT_API_URL (Prefect would start
+    # a temporary server whose locks no other run sees); true allows it for a one-person test.
+    allow_temporary_prefect: bool = False
+
     # Where the automations (`tenant-keys automations`) send notifications: a Slack incoming
     # webhook or any URL that takes a JSON POST. A secret: such URLs carry their own token.
     notify_webhook_url: SecretStr | None = None
@@ -86,7 +99,7 @@ class Settings(BaseSettings):
 def load_settings() -> Settings:
     """Read and validate settings, turning pydantic's report into one actionable line."""
     try:
-        return Settings()  # type: ignore[call-arg]  # fields come from the environment
+        return Settings()
     except ValidationError as exc:
         first = exc.errors()[0]
         variable = ENV_PREFIX + str(first["loc"][0]).upper() if first["loc"] else ENV_PREFIX

@@ -3,8 +3,8 @@ display name, or created through the organization API. Needs an org-scoped admin
 
 from __future__ import annotations
 
-from tenant_keys.errors import BadInput
-from tenant_keys.langsmith import LangSmithAdmin, LangSmithError, Workspace
+from tenant_keys.errors import BadInput, LangSmithError
+from tenant_keys.langsmith import LangSmithAdmin, Workspace
 from tenant_keys.models import IsolationMode
 from tenant_keys.settings import WORKSPACE_MODE_NEEDS_ORG, Settings
 

@@ -1,7 +1,8 @@
-"""One local stack per test session: LangSmith emulator, moto's server and a Prefect server.
+"""One local stack per test session: LangSmith emulator and moto's server for every test that
+touches an outside system (`backends`), plus a Prefect server for those that check what
+Prefect does or records (`stack`), started only if such a test runs.
 
-Tests that touch an outside system take the `stack` fixture; each test uses its own
-tenant ids, so tests share the servers without resetting them.
+Each test uses its own tenant ids, so tests share the servers without resetting them.
 """
 
 from __future__ import annotations
@@ -15,36 +16,46 @@ import pytest
 from devstack.stack import LocalStack, free_port
 
 # Prefect reads its settings once, at import: point it at the session's server (started
-# by the fixture on this port) before any test module imports prefect.
+# by the `stack` fixture on this port) before any test module imports prefect.
 PREFECT_PORT = free_port()
 os.environ["PREFECT_API_URL"] = f"http://127.0.0.1:{PREFECT_PORT}/api"
 os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
 
 
 @pytest.fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+def backends(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+    """The LangSmith emulator and moto, with the environment pointing tenant-keys at them."""
     from tenant_keys.services import reset_services
 
     saved = dict(os.environ)
-    with LocalStack(
-        state_dir=tmp_path_factory.mktemp("devstack"), prefect_port=PREFECT_PORT
-    ) as local:
+    local = LocalStack(state_dir=tmp_path_factory.mktemp("devstack"), prefect_port=PREFECT_PORT)
+    try:
+        local.langsmith.start()
+        local.moto.start()
         os.environ.update(local.env())
         # Short enough that the hang faults cost seconds, not minutes.
         os.environ["TENANT_KEYS_LANGSMITH_TIMEOUT_SECONDS"] = "2"
+        os.environ["TENANT_KEYS_INCIDENT_DIR"] = str(tmp_path_factory.mktemp("incidents"))
         reset_services()
         yield local
-        _flush_prefect_clients()
-    os.environ.clear()
-    os.environ.update(saved)
-    reset_services()
+    finally:
+        if local.prefect is not None and local.prefect.running:
+            from tasks.events import flush
+
+            flush()  # buffered logs and events, while the server still listens
+        local.stop()
+        os.environ.clear()
+        os.environ.update(saved)
+        reset_services()
 
 
-def _flush_prefect_clients() -> None:
-    """Send buffered logs and events while the server still listens."""
-    from prefect._internal.concurrency.services import QueueService
-
-    QueueService.drain_all(timeout=10)  # the log and event workers are QueueServices
+@pytest.fixture(scope="session")
+def stack(backends: LocalStack) -> LocalStack:
+    """The backends plus a Prefect server (SQLite), started once for the session."""
+    assert backends.prefect is not None
+    if not backends.prefect.running:
+        backends.prefect.start()
+    return backends
 
 
 @pytest.fixture

@@ -8,8 +8,8 @@ from pathlib import Path
 import boto3
 
 from devstack.stack import LocalStack
+from tenant_keys.layout import CURRENT, PENDING
 from tenant_keys.models import parse_key_description
-from tenant_keys.secret_store import CURRENT, PENDING
 from tenant_keys.services import get_services
 
 

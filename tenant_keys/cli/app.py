@@ -26,18 +26,23 @@ err = Console(stderr=True)
 T = TypeVar("T")
 
 
-def run(action: Callable[[], T], *, needs_settings: bool = False) -> T:
+def run(action: Callable[[], T], *, needs_settings: bool = False, takes_locks: bool = False) -> T:
     """Run `action`; a TenantKeysError becomes one line on stderr and exit code 2.
 
     `needs_settings`: read and check the settings first, so a missing or bad one is that
     one line before any flow run starts (inside a flow it would be a failed run and a
-    traceback in its log).
+    traceback in its log). `takes_locks`: the command takes tenant locks, so it needs the
+    Prefect server of PREFECT_API_URL (not a temporary one of its own).
     """
     try:
-        if needs_settings:
+        if needs_settings or takes_locks:
             from tenant_keys.services import get_services
 
-            get_services()
+            settings = get_services().settings
+            if takes_locks:
+                from tasks.server import require_api_url
+
+                require_api_url(settings.allow_temporary_prefect)
         return action()
     except TenantKeysError as exc:
         err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)

@@ -62,7 +62,9 @@ def demo(
         if wait if wait is not None else sys.stdin.isatty():
             console.print("Press Ctrl-C to stop the stack.")
             _wait_for_interrupt()
-        _flush_prefect()
+        from tasks.events import flush
+
+        flush()  # the flows' buffered logs and events, while the server still listens
 
 
 def local_stack() -> type[LocalStack]:
@@ -75,13 +77,6 @@ def local_stack() -> type[LocalStack]:
             "(make demo and make test do)"
         ) from None
     return LocalStack
-
-
-def _flush_prefect() -> None:
-    """Send the flows' buffered logs and events while the server still listens."""
-    from prefect._internal.concurrency.services import QueueService
-
-    QueueService.drain_all(timeout=10)
 
 
 def _ui(stack: object) -> str:

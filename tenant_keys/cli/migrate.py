@@ -19,7 +19,14 @@ def migrate(
 
     def action() -> None:
         from flows.migrate import migrate_tenant
+        from tenant_keys.migration import check_migratable
+        from tenant_keys.models import validate_tenant_id
+        from tenant_keys.services import get_services
+        from tenant_keys.workspaces import isolation_for
 
+        services = get_services()
+        isolation_for(services.settings, to)
+        check_migratable(services.store.describe(validate_tenant_id(tenant)), to)
         result = migrate_tenant(tenant, to)
         table = Table("tenant", "outcome", "workspace id", "project id", "key id", "revoked")
         table.add_row(
@@ -32,4 +39,4 @@ def migrate(
         )
         print_table(table)
 
-    run(action, needs_settings=True)
+    run(action, takes_locks=True)

@@ -51,8 +51,10 @@ def onboard(
     """Give each tenant its own LangSmith project, key and secret (existing tenants are left alone)."""
 
     def action() -> None:
-        from flows.onboarding import onboard_tenants, validate_tenants
+        from flows.onboarding import onboard_tenants
+        from tenant_keys.onboarding import validate_budget, validate_tenants
 
+        validate_budget(budget)
         rows = [(t, budget) for t in tenants or []] + (read_tenant_file(file) if file else [])
         validate_tenants([t for t, _ in rows])
         results = []
@@ -64,7 +66,7 @@ def onboard(
             table.add_row(r.tenant_id, r.outcome, r.project_id, r.key_id, str(r.trace_budget or ""))
         print_table(table)
 
-    run(action, needs_settings=True)
+    run(action, takes_locks=True)
 
 
 @app.command(name="list")
@@ -85,9 +87,8 @@ def list_tenants() -> None:
 
 def _tenant_row(store: SecretStore, tenant_id: str) -> list[str]:
     """One line of `list`; a tenant the tool cannot read shows why instead of hiding the rest."""
-    from tenant_keys.keys import KeyScope
-    from tenant_keys.revoke import STATUS_NO_KEY, has_no_key
-    from tenant_keys.secret_store import PENDING, RETIRE_PENDING, TAG_BUDGET
+    from tenant_keys.keys import KeyHome
+    from tenant_keys.layout import PENDING, RETIRE_PENDING, STATUS_NO_KEY, TAG_BUDGET
 
     try:
         state = store.describe(tenant_id)
@@ -97,12 +98,12 @@ def _tenant_row(store: SecretStore, tenant_id: str) -> list[str]:
     except TenantKeysError as exc:
         return [tenant_id, "", "", "", "", f"[red]{type(exc).__name__}[/red]", ""]
     flags = [label for label in (PENDING, RETIRE_PENDING) if state.version_with(label)]
-    flags += [STATUS_NO_KEY] if has_no_key(state, record.key_id) else []
+    flags += [STATUS_NO_KEY] if state.has_no_key(record.key_id) else []
     age = utcnow() - record.issued_at
     return [
         tenant_id,
         record.project_name,
-        KeyScope.of(state.tags).mode,
+        KeyHome.of(state.tags).mode,
         record.key_id,
         f"{age.days}d {age.seconds // 3600}h",
         ", ".join(flags) or "ok",

@@ -52,13 +52,14 @@ def _latest_progress(key: str, *, since: datetime) -> float | None:
 
     try:
         with get_client(sync_client=True) as client:
-            [artifact] = client.read_artifacts(
+            found = client.read_artifacts(
                 artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])),
                 sort=ArtifactSort.UPDATED_DESC,
                 limit=1,
-            ) or [None]
+            )
     except Exception:  # the bar is a nicety: never let it break the command
         return None
+    artifact = found[0] if found else None
     if artifact is None or artifact.created is None or artifact.created < since:
         return None  # an earlier run's bar
     return float(artifact.data) if isinstance(artifact.data, (int, float)) else None

@@ -44,7 +44,7 @@ def reconcile(
             _print_report(report)
         print_state(state)
 
-    run(action, needs_settings=True)
+    run(action, needs_settings=True, takes_locks=apply)
 
 
 def _print_report(report: Any) -> None:
@@ -91,4 +91,4 @@ def offboard(
         )
         print_table(table)
 
-    run(action, needs_settings=True)
+    run(action, takes_locks=True)

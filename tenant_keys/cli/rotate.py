@@ -9,7 +9,6 @@ import typer
 from tenant_keys.cli.app import app, print_state, run
 from tenant_keys.cli.progress import with_progress
 from tenant_keys.errors import BadInput
-from tenant_keys.models import validate_tenant_id
 
 
 @app.command()
@@ -25,10 +24,16 @@ def rotate(
 
     def action() -> None:
         from flows.rotation import rotate_keys
+        from tenant_keys.models import validate_rotation_id
+        from tenant_keys.rotation import rotation_targets
+        from tenant_keys.services import get_services
 
         if bool(tenants) == all_tenants:
             raise BadInput("name tenants or pass --all (not both)")
-        target: Any = "all" if all_tenants else [validate_tenant_id(t) for t in tenants or []]
+        if rotation_id is not None:
+            validate_rotation_id(rotation_id)
+        # Every named tenant valid and onboarded before the first flow run or lock.
+        target: Any = "all" if all_tenants else rotation_targets(get_services(), tenants or [])
 
         def call() -> Any:
             return rotate_keys(target, rotation_id=rotation_id, dry_run=dry_run, return_state=True)
@@ -38,4 +43,4 @@ def rotate(
         else:
             print_state(with_progress(call, artifact_key="rotation-progress", label="rotating"))
 
-    run(action, needs_settings=True)
+    run(action, takes_locks=True)

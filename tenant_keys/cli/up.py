@@ -19,7 +19,6 @@ import typer
 from tenant_keys.cli.app import app, console, run
 from tenant_keys.cli.devstack import (
     DEMO_TENANTS,
-    _flush_prefect,
     _ui,
     _wait_for_interrupt,
     local_stack,
@@ -92,7 +91,9 @@ def up(
             )
             console.print("Press Ctrl-C to stop everything.")
             _wait_for_interrupt()
-        _flush_prefect()
+        from tasks.events import flush
+
+        flush()  # the flows' buffered logs and events, while the server still listens
 
 
 def _write_env(env_file: Path, env: dict[str, str]) -> None:

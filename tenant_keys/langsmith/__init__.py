@@ -1,35 +1,6 @@
-"""LangSmith's admin API: a typed httpx client, its models and its errors."""
+"""LangSmith's admin API: a typed httpx client and its models (errors: `tenant_keys.errors`)."""
 
 from tenant_keys.langsmith.client import LangSmithAdmin
-from tenant_keys.langsmith.errors import (
-    AuthError,
-    Conflict,
-    ConnectionFailed,
-    Forbidden,
-    LangSmithError,
-    NotFound,
-    RateLimited,
-    ServerError,
-    Timeout,
-    ValidationFailed,
-)
 from tenant_keys.langsmith.models import ApiKeyInfo, CreatedApiKey, Project, RunStats, Workspace
 
-__all__ = [
-    "ApiKeyInfo",
-    "AuthError",
-    "Conflict",
-    "ConnectionFailed",
-    "CreatedApiKey",
-    "Forbidden",
-    "LangSmithAdmin",
-    "LangSmithError",
-    "NotFound",
-    "Project",
-    "RateLimited",
-    "RunStats",
-    "ServerError",
-    "Timeout",
-    "ValidationFailed",
-    "Workspace",
-]
+__all__ = ["ApiKeyInfo", "CreatedApiKey", "LangSmithAdmin", "Project", "RunStats", "Workspace"]

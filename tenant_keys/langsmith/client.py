@@ -1,9 +1,11 @@
 """A typed HTTP client for LangSmith's admin API: projects, keys, workspaces, stats.
 
-Paths and bodies follow `openapi.subset.json` (the `/api/v1/...` forms).
-Every call is paced by one token bucket per client (LangSmith limits calls
-per key per minute), and retried with backoff when the failure is transient
-and the call is safe to repeat. A call that creates something is retried
+Paths and bodies follow LangSmith's OpenAPI spec (the `/api/v1/...` forms).
+Every call is paced by a token bucket (LangSmith limits calls per key), and
+retried with backoff when the failure is transient and the call is safe to
+repeat. There are two lanes: fan-outs pace themselves at a share of the limit
+(`fanout_share`), and the urgent lane (`urgent()`, the emergency revoke) uses
+the rest, so a weekly rotation at full speed never delays a revoke. A call that creates something is retried
 only when the server surely did not act on it (a refused connection or a
 429); otherwise the caller gets the error and decides, since a lost response
 to "create key" may mean the key exists.
@@ -17,6 +19,7 @@ through httpx2 (the ideal is 1,280).
 
 from __future__ import annotations
 
+import copy
 import logging
 from collections.abc import Iterator, Mapping
 from datetime import datetime
@@ -32,13 +35,19 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
-from tenant_keys.langsmith.errors import (
+from tenant_keys.errors import (
+    ORG_SCOPED_KEY_REQUIRES_WORKSPACE,
+    AuthError,
+    Conflict,
     ConnectionFailed,
+    Forbidden,
     LangSmithError,
     NotFound,
+    OrgKeyNeedsWorkspace,
     RateLimited,
+    ServerError,
     Timeout,
-    error_for_status,
+    ValidationFailed,
 )
 from tenant_keys.langsmith.models import (
     ApiKeyInfo,
@@ -76,6 +85,7 @@ class LangSmithAdmin:
         org_id: str | None = None,
         timeout: float = 10.0,
         calls_per_minute: int = 2000,
+        fanout_share: float = 1.0,
         max_attempts: int = 5,
         max_connections: int = 100,
     ) -> None:
@@ -85,7 +95,12 @@ class LangSmithAdmin:
         self.org_id = org_id
         self.max_attempts = max_attempts
         # Pace a little under the server's limit: its window slides, ours must not touch it.
-        self.bucket = TokenBucket(calls_per_minute * 0.98 / 60.0)
+        per_second = calls_per_minute * 0.98 / 60.0
+        self.bucket = TokenBucket(per_second * fanout_share)
+        # The urgent lane: what fan-outs leave free, with a small burst, so a revoke's few
+        # calls go out at once instead of being paced.
+        headroom = max(per_second * (1.0 - fanout_share), per_second * 0.02)
+        self._urgent_bucket = TokenBucket(headroom, burst=10.0)
         self._http = httpx.Client(
             base_url=self.base_url,
             timeout=timeout,
@@ -93,6 +108,12 @@ class LangSmithAdmin:
                 max_connections=max_connections, max_keepalive_connections=max_connections
             ),
         )
+
+    def urgent(self) -> LangSmithAdmin:
+        """This client on the urgent lane: the same connections, the headroom's bucket."""
+        twin = copy.copy(self)
+        twin.bucket = self._urgent_bucket
+        return twin
 
     def close(self) -> None:
         self._http.close()
@@ -405,6 +426,19 @@ def _wait_retry_after(state: RetryCallState) -> float:
     if isinstance(exc, RateLimited) and exc.retry_after is not None:
         return exc.retry_after
     return _backoff(state)
+
+
+def error_for_status(
+    route: str, status: int, detail: str, retry_after: float | None
+) -> LangSmithError:
+    if status == 429:
+        return RateLimited(route, retry_after, detail)
+    if status >= 500:
+        return ServerError(route, detail, status)
+    if status == 403 and ORG_SCOPED_KEY_REQUIRES_WORKSPACE in detail:
+        return OrgKeyNeedsWorkspace(route, detail, status)
+    cls = {401: AuthError, 403: Forbidden, 404: NotFound, 409: Conflict, 422: ValidationFailed}
+    return cls.get(status, LangSmithError)(route, detail, status)
 
 
 def _status_error(route: str, response: httpx.Response) -> LangSmithError:

@@ -7,6 +7,7 @@ import sys
 
 from flows.onboarding import onboard_tenants
 from flows.rotation import rotate_keys
+from tasks.events import flush
 
 
 def main() -> None:
@@ -15,9 +16,8 @@ def main() -> None:
     assert result.outcome == "created", result
     state = rotate_keys([tenant_id], rotation_id="r-postgres", return_state=True)
     assert state.is_completed(), state.message
-    from prefect._internal.concurrency.services import QueueService
 
-    QueueService.drain_all(timeout=10)
+    flush()
 
 
 if __name__ == "__main__":

@@ -19,8 +19,15 @@ import boto3
 import httpx
 from botocore.config import Config
 
-from tenant_keys.models import MANAGED_BY, TenantKeyRecord, project_name, utcnow
-from tenant_keys.secret_store import TAG_BUDGET, TAG_MANAGED_BY, TAG_PROJECT, TAG_TENANT
+from tenant_keys.layout import (
+    MANAGED_BY,
+    TAG_BUDGET,
+    TAG_MANAGED_BY,
+    TAG_PROJECT,
+    TAG_TENANT,
+    TenantKeyRecord,
+)
+from tenant_keys.models import project_name, utcnow
 
 RUNS_PER_BATCH = 2000
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from prefect.client.orchestration import get_client
@@ -16,16 +16,16 @@ from typer.testing import CliRunner
 from devstack.notify_receiver import Notification, NotificationReceiver
 from devstack.stack import LocalStack
 from flows.onboarding import onboard_tenants
-from flows.reconcile import RETIRE_OVERDUE_EVENT, reconcile
+from flows.reconcile import reconcile
 from flows.revoke import emergency_revoke
-from flows.rotation import rotate_keys, rotate_one
+from flows.rotation import rotate_keys
 from tasks.automations import ALERTS, BLOCK_NAME, apply_automations
-from tasks.events import emit_tenant_event
+from tasks.events import emit, flush
 from tenant_keys.cli import app
-from tenant_keys.quota import EVENT_EXCEEDED
-from tenant_keys.secret_store import RETIRE_PENDING
+from tenant_keys.events import QuotaChangedEvent, RetireOverdueEvent
+from tenant_keys.layout import RETIRE_PENDING
+from tenant_keys.rotation import rotate
 from tenant_keys.services import get_services
-from tests.conftest import _flush_prefect_clients
 from tests.integration.revoke_helpers import tenant_events, wait_for
 
 pytestmark = pytest.mark.usefixtures("stack")
@@ -88,13 +88,23 @@ def test_each_alert_reaches_the_webhook(
 
     # An overdue retire, as reconcile finds it: a key left RETIRE_PENDING by a rotation, and
     # (so the test need not wait a day) an overdue threshold of zero.
-    rotate_one(tenant_id, "r-leave-pending", retire_now=False)
+    rotate(services, tenant_id, "r-leave-pending", retire_now=False)
     state = services.store.describe(tenant_id)
     assert state.version_with(RETIRE_PENDING)
-    monkeypatch.setattr("flows.reconcile.RETIRE_OVERDUE_AFTER", timedelta(0))
+    monkeypatch.setattr("tenant_keys.reconcile.RETIRE_OVERDUE_AFTER", timedelta(0))
     assert reconcile([tenant_id], apply=False, return_state=True).is_completed()
 
-    emit_tenant_event(EVENT_EXCEEDED, tenant_id, traces=120, budget=100, window_start="2026-01-01")
+    exceeded = QuotaChangedEvent(
+        tenant_id=tenant_id,
+        status="exceeded",
+        previous="warning",
+        project_id=None,
+        traces=120,
+        budget=100,
+        percent_used=120.0,
+        window_start=datetime(2026, 1, 1, tzinfo=UTC),
+    )
+    emit([exceeded])
     assert emergency_revoke(tenant_id, reason="automation drill", return_state=True).is_completed()
 
     # A failed rotation: LangSmith refuses to mint (403 is not retried).
@@ -105,10 +115,10 @@ def test_each_alert_reaches_the_webhook(
         assert rotate_keys([tenant_id], rotation_id="r-doomed", return_state=True).is_failed()
     finally:
         stack.langsmith.control.clear_faults()
-    _flush_prefect_clients()
+    flush()
 
     [overdue] = wait_for(
-        lambda: tenant_events(RETIRE_OVERDUE_EVENT, tenant_id), 30, "the overdue event"
+        lambda: tenant_events(RetireOverdueEvent.NAME, tenant_id), 30, "the overdue event"
     )
     assert overdue["key_id"] == onboarded.key_id
     expected = {

@@ -6,7 +6,7 @@ import pytest
 from pydantic import SecretStr
 
 from devstack.stack import LocalStack
-from flows.isolation import check_isolation, render
+from flows.isolation import check_isolation
 from flows.onboarding import onboard_tenants
 from tenant_keys.keys import record_for
 from tenant_keys.langsmith import LangSmithAdmin
@@ -28,7 +28,7 @@ def test_shared_workspace_keys_can_read_each_other_and_the_report_says_so(
     assert not report.isolated
     assert {(c.reader, c.outcome) for c in report.cross_reads} == {(a, "readable"), (b, "readable")}
     assert all(c.runs_seen == 1 for c in report.cross_reads)
-    assert "NOT isolated" in render(report) and "Mitigation" in render(report)
+    assert "NOT isolated" in report.markdown() and "Mitigation" in report.markdown()
 
 
 def _onboard_in_own_workspace(stack: LocalStack, tenant_id: str) -> None:
@@ -70,5 +70,5 @@ def test_workspace_per_tenant_refuses_the_cross_read(stack: LocalStack, tenant_i
     report = check_isolation(a, b)
 
     assert report.own_reads_ok
-    assert report.isolated, render(report)
+    assert report.isolated, report.markdown()
     assert all(c.outcome == "refused" and c.runs_seen == 0 for c in report.cross_reads)

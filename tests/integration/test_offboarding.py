@@ -6,19 +6,14 @@ from __future__ import annotations
 import pytest
 
 from devstack.stack import LocalStack
-from flows.offboarding import (
-    find_secret,
-    mark_offboarding,
-    offboard_tenant,
-    revoke_keys,
-    tenant_key_ids,
-)
+from flows.offboarding import offboard_tenant
 from flows.onboarding import onboard_tenants
 from flows.reconcile import ReconcileReport, reconcile
 from tenant_keys.errors import SecretStoreError, TenantOffboarded
 from tenant_keys.keys import mint_key
+from tenant_keys.layout import TAG_OFFBOARDING
 from tenant_keys.models import project_name
-from tenant_keys.secret_store import TAG_OFFBOARDING
+from tenant_keys.offboarding import find_secret, mark_offboarding, revoke_keys, tenant_key_ids
 from tenant_keys.services import get_services
 from tests.invariants import live_tool_keys
 

@@ -8,8 +8,8 @@ import pytest
 from devstack.stack import LocalStack
 from flows.onboarding import onboard_tenants
 from tenant_keys.errors import BadInput
+from tenant_keys.layout import CURRENT, TAG_BUDGET, TAG_MANAGED_BY, TAG_PROJECT, TAG_TENANT
 from tenant_keys.models import project_name
-from tenant_keys.secret_store import CURRENT, TAG_BUDGET, TAG_MANAGED_BY, TAG_PROJECT, TAG_TENANT
 from tenant_keys.services import get_services
 from tests.invariants import assert_no_orphans, current_key_works, live_tool_keys
 

@@ -24,20 +24,18 @@ from typer.testing import CliRunner
 from devstack.stack import LocalStack
 from flows.onboarding import onboard_tenants
 from flows.quota import QuotaReport, check_quotas
+from tasks.events import flush
 from tenant_keys.cli import app
+from tenant_keys.events import QUOTA_EVENTS
 from tenant_keys.keys import record_for
 from tenant_keys.langsmith import LangSmithAdmin
-from tenant_keys.models import TenantKeyRecord, key_description, project_name, utcnow
+from tenant_keys.layout import TAG_BUDGET, TAG_PROJECT, TAG_QUOTA_STATUS, TenantKeyRecord
+from tenant_keys.models import key_description, project_name, utcnow
 from tenant_keys.quota import (
-    EVENT_EXCEEDED,
-    EVENT_RECOVERED,
-    EVENT_WARNING,
-    TAG_QUOTA_STATUS,
     QuotaRow,
     set_budget,
     window_start,
 )
-from tenant_keys.secret_store import TAG_BUDGET, TAG_PROJECT
 from tenant_keys.services import get_services, reset_services
 from tests.integration.quota_seed import Target, delete_secrets, seed_tenants
 
@@ -135,7 +133,6 @@ def quota_events(
 ) -> list[tuple[str, str]]:
     """(tenant, event) of the quota events Prefect stored, oldest first, once `expected` arrived
     and `settle` more seconds brought no others."""
-    from prefect._internal.concurrency.services import QueueService
     from prefect.client.orchestration import get_client
     from prefect.events.filters import (
         EventFilter,
@@ -145,7 +142,7 @@ def quota_events(
         EventResourceFilter,
     )
 
-    QueueService.drain_all(timeout=10)
+    flush()
     query = EventFilter(
         occurred=EventOccurredFilter(since=utcnow() - timedelta(hours=1)),
         event=EventNameFilter(prefix=["tenant-keys.quota."]),
@@ -239,7 +236,9 @@ def test_status_changes_emit_one_event_each_and_are_remembered(
     send_traces(stack, steady, 7)  # 70 %: ok
     first = run_check()
     assert row_of(first, tenant).status == "warning" and row_of(first, steady).status == "ok"
-    assert [(t.tenant_id, t.event) for t in first.transitions] == [(tenant, EVENT_WARNING)]
+    assert [(t.tenant_id, t.event) for t in first.transitions] == [
+        (tenant, QUOTA_EVENTS["warning"])
+    ]
     assert store.describe(tenant).tags[TAG_QUOTA_STATUS] == "warning"
 
     assert run_check().transitions == []  # unchanged: no second alert
@@ -248,12 +247,12 @@ def test_status_changes_emit_one_event_each_and_are_remembered(
     exceeded = run_check()
     assert row_of(exceeded, tenant).status == "exceeded"
     assert math.isclose(row_of(exceeded, tenant).share or 0, 1.1)
-    assert [t.event for t in exceeded.transitions] == [EVENT_EXCEEDED]
+    assert [t.event for t in exceeded.transitions] == [QUOTA_EVENTS["exceeded"]]
     assert run_check().transitions == []
 
     set_budget(store, tenant, 100)  # the budget is raised: back to ok
     recovered = run_check()
-    assert [t.event for t in recovered.transitions] == [EVENT_RECOVERED]
+    assert [t.event for t in recovered.transitions] == [QUOTA_EVENTS["ok"]]
     assert store.describe(tenant).tags[TAG_QUOTA_STATUS] == "ok"
 
     # A lower warning share puts `steady` (70 %) in warning.
@@ -261,10 +260,10 @@ def test_status_changes_emit_one_event_each_and_are_remembered(
 
     events = quota_events([tenant, steady], expected=4)
     assert events == [
-        (tenant, EVENT_WARNING),
-        (tenant, EVENT_EXCEEDED),
-        (tenant, EVENT_RECOVERED),
-        (steady, EVENT_WARNING),
+        (tenant, QUOTA_EVENTS["warning"]),
+        (tenant, QUOTA_EVENTS["exceeded"]),
+        (tenant, QUOTA_EVENTS["ok"]),
+        (steady, QUOTA_EVENTS["warning"]),
     ]
 
 
@@ -289,7 +288,7 @@ def test_a_failed_status_write_repeats_the_alert_next_run(
     assert TAG_QUOTA_STATUS not in store.describe(tenant).tags
 
     monkeypatch.setattr(store, "set_tags", real_set_tags)
-    assert [t.event for t in run_check().transitions] == [EVENT_EXCEEDED]
+    assert [t.event for t in run_check().transitions] == [QUOTA_EVENTS["exceeded"]]
     assert store.describe(tenant).tags[TAG_QUOTA_STATUS] == "exceeded"
 
 

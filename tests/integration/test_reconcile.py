@@ -13,6 +13,7 @@ from flows.onboarding import onboard_tenants
 from flows.reconcile import ReconcileReport, reconcile
 from tenant_keys.errors import BadInput
 from tenant_keys.keys import mint_key, record_for
+from tenant_keys.layout import CURRENT, PENDING, RETIRE_PENDING
 from tenant_keys.models import key_description, utcnow, version_token
 from tenant_keys.rotation import (
     PendingKey,
@@ -23,7 +24,6 @@ from tenant_keys.rotation import (
 from tenant_keys.rotation import (
     test_pending_key as check_pending_key,  # renamed: pytest would collect a test_* name
 )
-from tenant_keys.secret_store import CURRENT, PENDING, RETIRE_PENDING
 from tenant_keys.services import get_services
 from tests.invariants import assert_no_orphans, current_key_works, live_tool_keys
 

@@ -1,9 +1,13 @@
-"""Emergency revoke on the local stack: CLI, scope, failure paths, racing a rotation, the served
-deployment triggered by a real event, and no plaintext key in what Prefect stored."""
+"""Emergency revoke through Prefect: the CLI, the flow run and its incident record, bad input,
+a crashed run holding the lock, Prefect down (break-glass) and the replay, the served
+deployment triggered by real events, and no plaintext key in what Prefect stored. The protocol
+itself is tested in tests/core/test_revoke.py."""
 
 from __future__ import annotations
 
-import threading
+import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -12,23 +16,15 @@ import yaml
 from pydantic import SecretStr
 from typer.testing import CliRunner
 
-from devstack.stack import LocalStack
+from devstack.stack import LocalStack, free_port
 from flows.onboarding import onboard_tenants
-from flows.revoke import (
-    COMPROMISED_EVENT,
-    NO_KEY_EVENT,
-    REVOKED_EVENT,
-    TRIGGER_PARAMETERS,
-    emergency_revoke,
-)
-from flows.rotation import RotationResult, rotate_keys, rotate_one
+from flows.revoke import TRIGGER_PARAMETERS, TRIGGER_RESOURCES, emergency_revoke
+from tasks.events import flush
 from tenant_keys.cli import app
-from tenant_keys.keys import record_for
-from tenant_keys.models import key_description, version_token
-from tenant_keys.revoke import STATUS_NO_KEY, TAG_STATUS, has_no_key
-from tenant_keys.secret_store import PENDING, RETIRE_PENDING
-from tenant_keys.services import get_services
-from tests.conftest import _flush_prefect_clients
+from tenant_keys.events import COMPROMISED, KeyRevokedEvent, TenantNoKeyEvent
+from tenant_keys.incident import IncidentLog
+from tenant_keys.layout import STATUS_NO_KEY, TAG_STATUS
+from tenant_keys.services import get_services, reset_services
 from tests.integration.revoke_helpers import (
     REPO,
     deployment_ready,
@@ -45,6 +41,8 @@ from tests.invariants import (
     live_tool_keys,
     prefect_storage_text,
 )
+
+REVOKED_EVENT, NO_KEY_EVENT = KeyRevokedEvent.NAME, TenantNoKeyEvent.NAME
 
 pytestmark = pytest.mark.usefixtures("stack")
 
@@ -95,7 +93,7 @@ def test_revoke_via_the_cli_kills_the_key_and_replaces_it(
     assert old_id in incident and record.key_id in incident
     assert "secret scanning alert #42" in incident and "cli tenant-keys revoke" in incident
     assert "seconds from report to key rejected" in incident
-    _flush_prefect_clients()
+    flush()
     [event] = wait_for(lambda: tenant_events(REVOKED_EVENT, tenant_id), 30, "the revoked event")
     assert event["key_ids"] == [old_id] and event["replacement_key_id"] == record.key_id
     assert event["outcome"] == "revoked" and event["seconds_to_rejected"] > 0
@@ -142,87 +140,6 @@ def test_bad_input_to_the_flow_fails_before_any_side_effect(
     assert _deletes(stack) == before
 
 
-def test_scope_all_revokes_every_key_minted_for_the_tenant(
-    stack: LocalStack, tenant_id: str
-) -> None:
-    services = get_services()
-    first_id, first_key = _onboarded(tenant_id)
-    # A rotation whose retire failed: the first key is still alive under RETIRE_PENDING.
-    stack.langsmith.control.inject_fault(
-        method="DELETE", route="/api/v1/api-key/{api_key_id}", status=500, count=50
-    )
-    assert rotate_keys([tenant_id], rotation_id="r-stuck", return_state=True).is_failed()
-    stack.langsmith.control.clear_faults()
-    second = services.store.read(tenant_id)
-    # An unfinished rotation's AWSPENDING key, and a key the secret does not know at all.
-    pending = services.langsmith.create_key(
-        key_description(tenant_id, "r-crashed"), expires_at=None
-    )
-    pending_record = record_for(
-        pending,
-        project_id=second.project_id,
-        project_name=second.project_name,
-        workspace_id=second.workspace_id,
-        rotation_id="r-crashed",
-    )
-    services.store.put_pending(
-        tenant_id, pending_record, token=version_token(tenant_id, "r-crashed")
-    )
-    orphan = services.langsmith.create_key(key_description(tenant_id, "r-lost"), expires_at=None)
-    assert {first_id, second.key_id, pending.id, orphan.id} <= live_tool_keys(stack, tenant_id)
-
-    state = emergency_revoke(
-        tenant_id, reason="tenant account takeover", scope="all", return_state=True
-    )
-
-    assert state.is_completed(), state.message
-    for key in (first_key, second.api_key, pending.key, orphan.key):
-        assert not _works(key)
-    record = services.store.read(tenant_id)
-    assert live_tool_keys(stack, tenant_id) == {record.key_id}
-    assert current_key_works(tenant_id)
-    assert {PENDING, RETIRE_PENDING}.isdisjoint(_labels(tenant_id))
-    [incident] = incident_artifacts(tenant_id)
-    for key_id in (first_id, second.key_id, pending.id, orphan.id):
-        assert key_id in incident
-    assert "(LangSmith only)" in incident  # the orphan was found by listing, not in the secret
-    assert_no_orphans(stack, tenant_id)
-
-
-def test_default_scope_leaves_another_tenants_keys_and_an_unrelated_pending_key(
-    stack: LocalStack, tenant_id: str
-) -> None:
-    services = get_services()
-    neighbour = f"{tenant_id}-n"
-    onboard_tenants([tenant_id, neighbour])
-    neighbour_key = services.store.read(neighbour).key_id
-    base = services.store.read(tenant_id)
-    pending = services.langsmith.create_key(key_description(tenant_id, "r-next"), expires_at=None)
-    services.store.put_pending(
-        tenant_id,
-        record_for(
-            pending,
-            project_id=base.project_id,
-            project_name=base.project_name,
-            workspace_id=base.workspace_id,
-            rotation_id="r-next",
-        ),
-        token=version_token(tenant_id, "r-next"),
-    )
-
-    state = emergency_revoke(tenant_id, reason="laptop stolen", return_state=True)
-
-    assert state.is_completed(), state.message
-    assert not _works(base.api_key)
-    assert _works(pending.key), "scope current leaves an in-flight AWSPENDING key alone"
-    assert PENDING in _labels(tenant_id)
-    assert neighbour_key in live_tool_keys(stack, neighbour) and current_key_works(neighbour)
-    # The next rotation resumes that pending key and retires the replacement: no orphans.
-    assert rotate_keys([tenant_id], rotation_id="r-next", return_state=True).is_completed()
-    assert services.store.read(tenant_id).key_id == pending.id
-    assert_no_orphans(stack, tenant_id)
-
-
 def test_a_failed_replacement_leaves_no_key_marked_and_loud(
     stack: LocalStack, tenant_id: str
 ) -> None:
@@ -242,13 +159,13 @@ def test_a_failed_replacement_leaves_no_key_marked_and_loud(
     store = get_services().store
     assert store.read(tenant_id).key_id == old_id, "AWSCURRENT keeps the dead key: apps get 401"
     state = store.describe(tenant_id)
-    assert state.tags[TAG_STATUS] == STATUS_NO_KEY and has_no_key(state, old_id)
+    assert state.tags[TAG_STATUS] == STATUS_NO_KEY and state.has_no_key(old_id)
     assert live_tool_keys(stack, tenant_id) == set(), "no half-made replacement left alive"
     listing = runner.invoke(app, ["list"], env={"COLUMNS": "250"})
     assert STATUS_NO_KEY in next(line for line in listing.output.splitlines() if tenant_id in line)
     [incident] = incident_artifacts(tenant_id)
     assert "NO WORKING KEY" in incident and old_id in incident
-    _flush_prefect_clients()
+    flush()
     [event] = wait_for(lambda: tenant_events(NO_KEY_EVENT, tenant_id), 30, "the no-key event")
     assert event["key_ids"] == [old_id] and "ReplacementFailed" in event["error"]
 
@@ -256,100 +173,9 @@ def test_a_failed_replacement_leaves_no_key_marked_and_loud(
     assert runner.invoke(app, ["revoke", tenant_id, "--reason", "retry"]).exit_code == 0
     assert current_key_works(tenant_id)
     state = store.describe(tenant_id)
-    assert not has_no_key(state, store.read(tenant_id).key_id)
+    assert not state.has_no_key(store.read(tenant_id).key_id)
     assert state.tags[TAG_STATUS] == "active"
     assert_no_orphans(stack, tenant_id)
-
-
-def test_a_delete_that_keeps_failing_changes_nothing_else_and_fails_loudly(
-    stack: LocalStack, tenant_id: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    old_id, old_key = _onboarded(tenant_id)
-    monkeypatch.setattr("tenant_keys.revoke.DELETE_DEADLINE_SECONDS", 1.0)
-    # Not patched in: the emulator's 403 on delete (an admin key without rights) is not
-    # transient, so it fails at once; a 503 would be retried until the deadline.
-    stack.langsmith.control.inject_fault(
-        method="DELETE", route="/api/v1/api-key/{api_key_id}", status=503, count=None
-    )
-    try:
-        state = emergency_revoke(tenant_id, reason="deletes failing", return_state=True)
-    finally:
-        stack.langsmith.control.clear_faults()
-
-    assert state.is_failed() and "not-revoked" in (state.message or "")
-    assert "RevokeFailed" in (state.message or "")
-    assert get_services().store.read(tenant_id).key_id == old_id
-    assert _works(old_key)  # honest: it is still alive, and the run says so
-    [incident] = incident_artifacts(tenant_id)
-    assert "REVOKE FAILED" in incident
-
-
-@pytest.mark.parametrize("retire_now", [True, False], ids=["retired", "retire-pending"])
-def test_revoke_during_a_rotation_kills_old_and_fresh_keys(
-    stack: LocalStack, tenant_id: str, retire_now: bool
-) -> None:
-    services = get_services()
-    first_id, first_key = _onboarded(tenant_id)
-    control = stack.langsmith.control
-    # The rotation holds the tenant's lock for ~3 s: a slow mint, then a slow key test.
-    mint_fault = control.inject_fault(
-        method="POST", route="/api/v1/api-key", action="hang", hang_seconds=1.5, count=1
-    )
-    control.inject_fault(
-        method="GET", route="/api/v1/sessions", action="hang", hang_seconds=1.5, count=1
-    )
-    rotation: dict[str, RotationResult] = {}
-    thread = threading.Thread(
-        target=lambda: rotation.setdefault(
-            "result", rotate_one(tenant_id, "r-racing", retire_now=retire_now)
-        )
-    )
-    thread.start()
-    try:
-        # Once the mint is in flight, the rotation holds the lock.
-        wait_for(
-            lambda: any(f["id"] == mint_fault["id"] and f["seen"] for f in control.faults()),
-            20,
-            "the rotation's mint",
-        )
-        state = emergency_revoke(tenant_id, reason="leak during rotation", return_state=True)
-        thread.join(30)
-    finally:
-        control.clear_faults()
-
-    assert rotation["result"].outcome == "rotated"
-    fresh_id = rotation["result"].new_key_id
-    assert state.is_completed(), state.message
-    record = services.store.read(tenant_id)
-    assert record.key_id not in (first_id, fresh_id), "a compromised key never becomes current"
-    assert record.rotation_id.startswith("revoke-")
-    assert not _works(first_key), "the key current at the report is dead"
-    assert fresh_id not in live_tool_keys(stack, tenant_id), "the fresh key is not left alive"
-    assert live_tool_keys(stack, tenant_id) == {record.key_id}
-    assert current_key_works(tenant_id)
-    assert {PENDING, RETIRE_PENDING}.isdisjoint(_labels(tenant_id))
-    [incident] = incident_artifacts(tenant_id)
-    assert first_id in incident and fresh_id in incident
-
-
-def test_a_rerun_of_the_same_incident_does_not_revoke_its_own_replacement(
-    stack: LocalStack, tenant_id: str
-) -> None:
-    _onboarded(tenant_id)
-    incident = "11111111-2222-3333-4444-555555555555"
-    assert emergency_revoke(
-        tenant_id, reason="dup", incident_id=incident, return_state=True
-    ).is_completed()
-    replacement = get_services().store.read(tenant_id).key_id
-
-    # The same event delivered twice: the second run finds the replacement current and keeps it.
-    assert emergency_revoke(
-        tenant_id, reason="dup", incident_id=incident, return_state=True
-    ).is_completed()
-
-    assert get_services().store.read(tenant_id).key_id == replacement
-    assert live_tool_keys(stack, tenant_id) == {replacement}
-    assert current_key_works(tenant_id)
 
 
 def test_prefect_yaml_carries_the_same_trigger_as_the_served_deployment() -> None:
@@ -358,15 +184,19 @@ def test_prefect_yaml_carries_the_same_trigger_as_the_served_deployment() -> Non
     assert deployment["entrypoint"] == "flows/revoke.py:emergency_revoke"
     assert deployment["work_pool"]["name"] == "tenant-keys"
     [trigger] = deployment["triggers"]
-    assert trigger["expect"] == [COMPROMISED_EVENT]
-    assert trigger["match"] == {"prefect.resource.id": "tenant.*"}
+    assert trigger["expect"] == [COMPROMISED]
+    assert trigger["match"] == {"prefect.resource.id": TRIGGER_RESOURCES}
     assert trigger["parameters"] == TRIGGER_PARAMETERS
 
 
 def test_a_real_event_triggers_the_served_deployment(
     stack: LocalStack, tenant_id: str, tmp_path: Path
 ) -> None:
+    """Two reports: one naming the tenant, one giving only a leaked key (as its fingerprint):
+    the deployment finds whose it is."""
     old_id, old_key = _onboarded(tenant_id)
+    leaked_tenant = f"{tenant_id}-l"
+    leaked_id, leaked = _onboarded(leaked_tenant)
     with served_revoke_deployment(tmp_path / "serve.log") as served:
         wait_for(deployment_ready, 60, "the served deployment and its automation", every=0.5)
         assert served.poll() is None, (tmp_path / "serve.log").read_text()[-2000:]
@@ -379,6 +209,14 @@ def test_a_real_event_triggers_the_served_deployment(
         assert result.exit_code == 0, result.output
         wait_for(lambda: not _works(old_key), 60, "LangSmith to reject the reported key")
         seconds = time.monotonic() - reported
+        by_key = runner.invoke(
+            app,
+            ["report-compromise", "--leaked-key", "-", "--reason", "pasted in a chat"],
+            input=leaked.get_secret_value() + "\n",
+        )
+        assert by_key.exit_code == 0, by_key.output
+        assert "tenant to be found" in by_key.output
+        wait_for(lambda: not _works(leaked), 60, "LangSmith to reject the leaked key")
 
         store = get_services().store
         wait_for(
@@ -388,19 +226,151 @@ def test_a_real_event_triggers_the_served_deployment(
         )
         [incident] = wait_for(lambda: incident_artifacts(tenant_id), 30, "the incident artifact")
         wait_for(lambda: revoke_runs_finished(tenant_id), 30, "the flow run to finish")
+        wait_for(
+            lambda: store.read(leaked_tenant).key_id != leaked_id,
+            30,
+            "the leaked key's replacement",
+        )
+        wait_for(lambda: incident_artifacts(leaked_tenant), 30, "the second run's incident")
     assert old_id in incident and "scanner hit" in incident and "ghas" in incident
-    assert f"event {COMPROMISED_EVENT}" in incident
+    assert f"event {COMPROMISED}" in incident
     [event] = wait_for(lambda: tenant_events(REVOKED_EVENT, tenant_id), 30, "the revoked event")
     assert event["key_ids"] == [old_id] and event["reported_by"] == "ghas"
     assert live_tool_keys(stack, tenant_id) == {store.read(tenant_id).key_id}
+    [leak_event] = wait_for(
+        lambda: tenant_events(REVOKED_EVENT, leaked_tenant), 30, "the leaked key's revoked event"
+    )
+    assert leak_event["key_ids"] == [leaked_id]
     print(f"event -> key rejected: {seconds:.2f} s (figures: benchmarks/revoke.py)")
+
+
+def test_a_run_that_died_holding_the_lock_does_not_delay_the_kill(
+    stack: LocalStack, tenant_id: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A rotation killed (`os._exit`) while it held the tenant's lock leaves a lease that lasts
+    ~75 s. The revoke kills the key at once; only its replacement waits for the lock (here 2 s,
+    then the tenant is marked without a key, loudly)."""
+    old_id, old_key = _onboarded(tenant_id)
+    holder = subprocess.run(
+        [sys.executable, "-c", DIE_HOLDING_THE_LOCK, tenant_id],
+        cwd=REPO,
+        env=os.environ.copy(),
+        timeout=60,
+    )
+    assert holder.returncode == 17
+    monkeypatch.setenv("TENANT_KEYS_LOCK_WAIT_SECONDS", "2")
+    reset_services()
+    try:
+        state = emergency_revoke(tenant_id, reason="leak while a run crashed", return_state=True)
+    finally:
+        monkeypatch.delenv("TENANT_KEYS_LOCK_WAIT_SECONDS")
+        reset_services()
+
+    assert not _works(old_key), "the key is dead although the lock was never free"
+    assert state.is_failed() and "revoked-no-key" in (state.message or "")
+    assert "still held" in (state.message or "")
+    flush()
+    [event] = wait_for(lambda: tenant_events(REVOKED_EVENT, tenant_id), 30, "the revoked event")
+    assert event["key_ids"] == [old_id]
+    assert event["seconds_to_rejected"] < 5, event["timeline"]
+    assert get_services().store.describe(tenant_id).tags[TAG_STATUS] == STATUS_NO_KEY
+
+
+DIE_HOLDING_THE_LOCK = """
+import os, sys
+from tasks.locks import tenant_locks
+held = tenant_locks().hold([sys.argv[1]])  # kept referenced: collected, it would release
+held.__enter__()
+os._exit(17)
+"""
+
+
+def test_with_prefect_down_the_cli_revokes_anyway_and_sync_replays_the_incident(
+    stack: LocalStack, tenant_id: str
+) -> None:
+    old_id, old_key = _onboarded(tenant_id)
+    env = {**os.environ, "PREFECT_API_URL": f"http://127.0.0.1:{free_port()}/api"}
+
+    down = subprocess.run(
+        [sys.executable, "-m", "tenant_keys.cli", "revoke", tenant_id, "--reason", "prefect down"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+    assert down.returncode == 0, down.stdout + down.stderr
+    assert down.stderr.count("\n") == 1 and "unreachable" in down.stderr, down.stderr
+    assert "Traceback" not in down.stdout + down.stderr
+    assert not _works(old_key)
+    assert current_key_works(tenant_id) and get_services().store.read(tenant_id).key_id != old_id
+    log = IncidentLog(get_services().settings.incident_dir)
+    mine = [(p, i) for p, i in log.pending() if i.outcome.tenant_id == tenant_id]
+    assert len(mine) == 1 and mine[0][1].break_glass
+    assert incident_artifacts(tenant_id) == [], "nothing reached Prefect while it was down"
+
+    synced = runner.invoke(app, ["incidents", "sync"])
+
+    assert synced.exit_code == 0, synced.output
+    assert f"synced {mine[0][1].outcome.incident_id}" in synced.output
+    [incident] = incident_artifacts(tenant_id)
+    assert old_id in incident and "break-glass" in incident and "prefect down" in incident
+    flush()
+    [event] = wait_for(lambda: tenant_events(REVOKED_EVENT, tenant_id), 30, "the revoked event")
+    assert event["key_ids"] == [old_id]
+    assert not [p for p, i in log.pending() if i.outcome.tenant_id == tenant_id]
+    assert runner.invoke(app, ["incidents", "sync"]).exit_code == 0  # nothing left: a no-op
+
+
+def test_revoke_from_the_leaked_key_itself(stack: LocalStack, tenant_id: str) -> None:
+    _onboarded(f"{tenant_id}-x")
+    old_id, old_key = _onboarded(tenant_id)
+
+    result = runner.invoke(
+        app,
+        ["revoke", "--leaked-key", "-", "--reason", "found in a gist"],
+        input=old_key.get_secret_value() + "\n",
+    )
+
+    assert result.exit_code == 0, result.output
+    assert "refused by LangSmith (401)" in result.output
+    assert not _works(old_key) and current_key_works(tenant_id)
+    assert current_key_works(f"{tenant_id}-x")
+    [incident] = incident_artifacts(tenant_id)
+    assert old_id in incident
+
+    stranger = "lsv2_sk_" + "0" * 32 + "_0123456789"
+    before = _deletes(stack)
+    nothing = runner.invoke(
+        app, ["revoke", "--leaked-key", "-", "--reason", "x"], input=stranger + "\n"
+    )
+    assert nothing.exit_code == 2 and nothing.output.count("\n") == 1, nothing.output
+    assert "matches no key of any tenant" in nothing.output
+    assert _deletes(stack) == before
 
 
 def test_no_plaintext_key_in_what_prefect_stored(stack: LocalStack, tenant_id: str) -> None:
     _, old_key = _onboarded(tenant_id)
-    # A careless reporter pastes the leaked key itself into the reason.
-    reason = f"found {old_key.get_secret_value()} in a public gist"
-    assert runner.invoke(app, ["revoke", tenant_id, "--reason", reason]).exit_code == 0
+    pasted = old_key.get_secret_value()
+    # Careless reporters paste the leaked key into the wrong fields: refused before anything.
+    for args in (
+        ["revoke", tenant_id, "--reason", f"found {pasted} in a public gist"],
+        ["report-compromise", tenant_id, "--reason", "x", "--key-id", pasted],
+        ["report-compromise", tenant_id, "--reason", f"leak: {pasted}"],
+        ["revoke", tenant_id, "--reason", "x", "--leaked-key", pasted],
+    ):
+        refused = runner.invoke(app, args)
+        assert refused.exit_code == 2 and refused.output.count("\n") == 1, refused.output
+        assert pasted not in refused.output
+    assert current_key_works(tenant_id), "nothing was revoked on refused input"
+    # The right way, and a failing replacement (its error text reaches Prefect).
+    assert (
+        runner.invoke(
+            app, ["revoke", "--leaked-key", "-", "--reason", "gist"], input=pasted + "\n"
+        ).exit_code
+        == 0
+    )
     stack.langsmith.control.inject_fault(
         method="POST", route="/api/v1/api-key", status=503, count=None
     )
@@ -408,7 +378,7 @@ def test_no_plaintext_key_in_what_prefect_stored(stack: LocalStack, tenant_id: s
         assert emergency_revoke(tenant_id, reason="again", return_state=True).is_failed()
     finally:
         stack.langsmith.control.clear_faults()
-    _flush_prefect_clients()
+    flush()
     wait_for(
         lambda: (
             len(tenant_events(REVOKED_EVENT, tenant_id)) == 2
@@ -417,5 +387,4 @@ def test_no_plaintext_key_in_what_prefect_stored(stack: LocalStack, tenant_id: s
         30,
         "the server to persist this test's incidents",
     )
-    assert "[REDACTED] in a public gist" in "\n".join(incident_artifacts(tenant_id))
     assert assert_no_plaintext_in_prefect(stack) >= 2

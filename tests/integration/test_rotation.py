@@ -1,4 +1,5 @@
-"""Rotation on the local stack: the protocol, its compensation and the design's invariants."""
+"""Rotation through Prefect: the flow's states, batches and artifacts, the locks across runs,
+and the CLI. The protocol itself is tested in tests/core/test_rotate.py."""
 
 from __future__ import annotations
 
@@ -17,16 +18,9 @@ from prefect.states import State
 import flows.rotation as rotation_flow
 from devstack.stack import LocalStack
 from flows.onboarding import onboard_tenants
-from flows.rotation import resolve_tenants, rotate_keys
-from tasks.locks import tenant_lock
-from tenant_keys.errors import SecretStoreError
-from tenant_keys.secret_store import (
-    CURRENT,
-    PENDING,
-    RETIRE_PENDING,
-    TAG_OFFBOARDING,
-    SecretStore,
-)
+from flows.rotation import rotate_keys
+from tasks.locks import tenant_locks
+from tenant_keys.layout import CURRENT, PENDING, RETIRE_PENDING
 from tenant_keys.services import get_services, reset_services
 from tests.invariants import assert_no_orphans, current_key_works, live_tool_keys
 
@@ -65,134 +59,6 @@ def test_rotation_replaces_the_key_and_deletes_the_old_one(
     assert live_tool_keys(stack, tenant_id) == {record.key_id}
 
 
-def test_rerunning_a_finished_rotation_mints_nothing(stack: LocalStack, tenant_id: str) -> None:
-    _onboarded(tenant_id)
-    rotate_keys([tenant_id], rotation_id="r-once")
-    key = get_services().store.read(tenant_id).key_id
-    mints = stack.langsmith.control.request_counts()["by_route"].get("POST /api/v1/api-key", 0)
-
-    state = rotate_keys([tenant_id], rotation_id="r-once", return_state=True)
-
-    assert state.is_completed()
-    assert get_services().store.read(tenant_id).key_id == key
-    assert (
-        stack.langsmith.control.request_counts()["by_route"].get("POST /api/v1/api-key", 0) == mints
-    )
-
-
-def test_failed_key_test_rolls_back_and_keeps_the_old_key(
-    stack: LocalStack, tenant_id: str
-) -> None:
-    old_key = _onboarded(tenant_id)
-    # Every test call with the new key is refused (the resume check and five test attempts).
-    stack.langsmith.control.inject_fault(
-        method="GET", route="/api/v1/sessions", action="status", status=401, count=5
-    )
-
-    state = rotate_keys([tenant_id], rotation_id="r-badtest", return_state=True)
-    stack.langsmith.control.clear_faults()
-
-    assert state.is_failed()
-    assert get_services().store.read(tenant_id).key_id == old_key
-    assert current_key_works(tenant_id)
-    assert PENDING not in _labels(tenant_id)
-    assert live_tool_keys(stack, tenant_id) == {old_key}
-
-    # The same rotation id can be run again and completes with a fresh token.
-    assert rotate_keys([tenant_id], rotation_id="r-badtest", return_state=True).is_completed()
-    assert get_services().store.read(tenant_id).key_id != old_key
-    assert_no_orphans(stack, tenant_id)
-
-
-@pytest.mark.parametrize(
-    "fault",
-    [
-        {"method": "POST", "route": "/api/v1/api-key", "action": "status", "status": 503},
-        {
-            "method": "POST",
-            "route": "/api/v1/api-key",
-            "action": "status",
-            "status": 429,
-            "retry_after": 1,
-        },
-        {"method": "POST", "route": "/api/v1/api-key", "action": "drop", "when": "after"},
-        {"method": "POST", "route": "/api/v1/api-key", "action": "hang", "hang_seconds": 4},
-        {"method": "GET", "route": "/api/v1/sessions", "action": "drop"},
-        {"method": "DELETE", "route": DELETE_KEY, "action": "status", "status": 502},
-        {"method": "DELETE", "route": DELETE_KEY, "action": "hang", "hang_seconds": 4},
-        {"method": "DELETE", "route": DELETE_KEY, "action": "drop", "when": "after"},
-    ],
-    ids=[
-        "mint-503",
-        "mint-429",
-        "mint-lost-response",
-        "mint-timeout",
-        "test-dropped",
-        "retire-502",
-        "retire-timeout",
-        "retire-lost-response",
-    ],
-)
-def test_a_transient_fault_at_any_step_still_converges(
-    stack: LocalStack, tenant_id: str, fault: dict
-) -> None:
-    old_key = _onboarded(tenant_id)
-    stack.langsmith.control.inject_fault(count=1, **fault)
-
-    state = rotate_keys([tenant_id], rotation_id="r-fault", return_state=True)
-    stack.langsmith.control.clear_faults()
-
-    assert state.is_completed(), state.message
-    record = get_services().store.read(tenant_id)
-    assert record.key_id != old_key
-    assert current_key_works(tenant_id)
-    assert live_tool_keys(stack, tenant_id) == {record.key_id}
-    assert {PENDING, RETIRE_PENDING}.isdisjoint(_labels(tenant_id))
-
-
-def test_store_error_while_storing_pending_deletes_the_new_key(
-    stack: LocalStack, tenant_id: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    old_key = _onboarded(tenant_id)
-
-    # moto offers no way to fail one PutSecretValue on demand; this fault is patched in.
-    def refuse(self: SecretStore, tenant: str, *args: object, **kwargs: object) -> None:
-        raise SecretStoreError("PutSecretValue", self.name(tenant), "InternalServiceError")
-
-    monkeypatch.setattr(SecretStore, "put_version", refuse)
-    state = rotate_keys([tenant_id], rotation_id="r-storefail", return_state=True)
-
-    assert state.is_failed()
-    assert get_services().store.read(tenant_id).key_id == old_key
-    assert current_key_works(tenant_id)
-    assert live_tool_keys(stack, tenant_id) == {old_key}
-
-
-def test_delete_failing_after_promotion_keeps_the_durable_record(
-    stack: LocalStack, tenant_id: str
-) -> None:
-    old_key = _onboarded(tenant_id)
-    stack.langsmith.control.inject_fault(
-        method="DELETE", route=DELETE_KEY, action="status", status=500, count=50
-    )
-
-    state = rotate_keys([tenant_id], rotation_id="r-stuck", return_state=True)
-    stack.langsmith.control.clear_faults()
-
-    # The run fails visibly, the new key is live, the old one is labelled for retirement.
-    assert state.is_failed() and tenant_id in (state.message or "")
-    assert current_key_works(tenant_id)
-    store = get_services().store
-    assert store.read(tenant_id, stage=RETIRE_PENDING).key_id == old_key
-    assert old_key in live_tool_keys(stack, tenant_id)
-
-    # The next rotation first finishes the retire, then rotates.
-    assert rotate_keys([tenant_id], rotation_id="r-after-stuck", return_state=True).is_completed()
-    assert old_key not in live_tool_keys(stack, tenant_id)
-    assert RETIRE_PENDING not in _labels(tenant_id)
-    assert_no_orphans(stack, tenant_id)
-
-
 def test_one_failing_tenant_does_not_stop_the_others(stack: LocalStack, tenant_id: str) -> None:
     ids = [f"{tenant_id}-{n}" for n in range(3)]
     onboard_tenants(ids)
@@ -224,7 +90,7 @@ def test_a_lock_held_past_the_wait_fails_the_batch_visibly_and_touches_nothing(
     held, release = threading.Event(), threading.Event()
 
     def hold_lock() -> None:  # another run, stuck on one tenant of the batch
-        with tenant_lock(ids[1]):
+        with tenant_locks().hold([ids[1]]):
             held.set()
             release.wait(60)
 
@@ -257,12 +123,16 @@ def test_a_batch_task_that_breaks_fails_each_of_its_tenants(
     keys = {t: get_services().store.read(t).key_id for t in ids}
 
     # The lock server failing with a 500 cannot be provoked on the local stack: patched.
-    @contextmanager
-    def broken_locks(tenant_ids: list[str]) -> Iterator[None]:
-        raise RuntimeError("lock server answered 500")
-        yield
+    class BrokenLocks:
+        def ensure(self, tenant_ids: list[str]) -> None:
+            pass
 
-    monkeypatch.setattr(rotation_flow, "tenant_locks", broken_locks)
+        @contextmanager
+        def hold(self, tenant_ids: list[str]) -> Iterator[None]:
+            raise RuntimeError("lock server answered 500")
+            yield
+
+    monkeypatch.setattr(rotation_flow, "tenant_locks", BrokenLocks)
 
     state = rotate_keys(ids, rotation_id="r-broken-batch", return_state=True)
 
@@ -286,20 +156,6 @@ def _task_run(state: State, prefix: str) -> TaskRun:
                 return found[0]
             assert time.monotonic() < deadline, f"no final task run {prefix}*: {runs}"
             time.sleep(0.5)
-
-
-def test_a_tenant_being_offboarded_is_not_rotated(stack: LocalStack, tenant_id: str) -> None:
-    key = _onboarded(tenant_id)
-    get_services().store.set_tags(tenant_id, {TAG_OFFBOARDING: "2026-11-27T00:00:00+00:00"})
-    mints = stack.langsmith.control.request_counts()["by_route"].get("POST /api/v1/api-key", 0)
-
-    state = rotate_keys([tenant_id], rotation_id="r-leaving", return_state=True)
-
-    assert state.is_completed(), state.message
-    assert get_services().store.read(tenant_id).key_id == key
-    counts = stack.langsmith.control.request_counts()["by_route"]
-    assert counts.get("POST /api/v1/api-key", 0) == mints, "no key minted for a leaving tenant"
-    assert tenant_id not in resolve_tenants("all")
 
 
 def test_two_concurrent_rotations_of_one_tenant_serialise(

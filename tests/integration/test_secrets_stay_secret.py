@@ -15,7 +15,7 @@ import pytest
 from devstack.stack import LocalStack
 from flows.onboarding import onboard_tenants
 from flows.rotation import rotate_keys
-from tests.conftest import _flush_prefect_clients
+from tasks.events import flush
 from tests.invariants import assert_no_plaintext_in_prefect, prefect_storage_text
 
 
@@ -28,7 +28,7 @@ def test_no_plaintext_key_in_anything_prefect_stored(stack: LocalStack, tenant_i
     )
     assert rotate_keys([tenant_id], rotation_id="r-secret-fail", return_state=True).is_failed()
     stack.langsmith.control.clear_faults()
-    _flush_prefect_clients()
+    flush()
 
     # The check is only worth something once the server holds this test's logs and events.
     deadline = time.monotonic() + 30
@@ -56,7 +56,7 @@ def test_the_scan_finds_a_key_that_did_leak(stack: LocalStack) -> None:
         get_run_logger().info("oops %s", planted)
 
     leaky()
-    _flush_prefect_clients()
+    flush()
     deadline = time.monotonic() + 30
     while planted not in prefect_storage_text(stack):
         if time.monotonic() > deadline:

@@ -18,7 +18,7 @@ from pydantic import SecretStr
 from typer.testing import CliRunner
 
 from devstack.stack import LocalStack
-from flows.isolation import check_isolation, render
+from flows.isolation import check_isolation
 from flows.migrate import migrate_tenant
 from flows.offboarding import offboard_tenant
 from flows.onboarding import OnboardingResult, onboard_tenants
@@ -26,14 +26,13 @@ from flows.quota import QuotaReport, check_quotas
 from flows.reconcile import ReconcileReport, reconcile
 from flows.revoke import emergency_revoke
 from flows.rotation import rotate_keys
-from tenant_keys import migrate as migrate_steps
+from tenant_keys import migration as migrate_steps
 from tenant_keys.cli import app
-from tenant_keys.errors import BadInput
-from tenant_keys.keys import TAG_ISOLATION, TAG_WORKSPACE, KeyScope, mint_key
-from tenant_keys.langsmith import Forbidden, LangSmithAdmin
-from tenant_keys.langsmith.errors import OrgKeyNeedsWorkspace
+from tenant_keys.errors import BadInput, Forbidden, OrgKeyNeedsWorkspace
+from tenant_keys.keys import KeyHome, mint_key
+from tenant_keys.langsmith import LangSmithAdmin
+from tenant_keys.layout import TAG_BUDGET, TAG_ISOLATION, TAG_WORKSPACE
 from tenant_keys.runtime import TenantTracing
-from tenant_keys.secret_store import TAG_BUDGET
 from tenant_keys.services import get_services, reset_services
 from tests.invariants import assert_no_orphans, current_key_works, live_tool_keys, minted_keys
 
@@ -123,7 +122,7 @@ def test_the_key_lifecycle_works_in_both_modes(
 
     # Reconcile finds nothing to repair, then an orphan of this mode's kind, and deletes it.
     assert _reconcile_report(tenant_id).rows == []
-    orphan = mint_key(services, tenant_id, "r-orphan", KeyScope.of(tags))
+    orphan = mint_key(services, tenant_id, "r-orphan", KeyHome.of(tags))
     rows = _reconcile_report(tenant_id).rows
     assert [(r.kind, r.key_id, r.outcome) for r in rows] == [("delete-orphan", orphan.id, "done")]
     assert_no_orphans(stack, tenant_id)
@@ -149,7 +148,7 @@ def test_workspace_tenants_cannot_read_each_other(
     report = check_isolation(a, b)
 
     assert report.own_reads_ok
-    assert report.isolated, render(report)
+    assert report.isolated, report.markdown()
     assert all(c.outcome == "refused" and c.runs_seen == 0 for c in report.cross_reads)
 
 
@@ -280,7 +279,7 @@ def test_a_stored_migration_key_deleted_meanwhile_is_replaced_on_rerun(
     stored = migrate_steps.store_new_key(
         services, tenant_id, target, services.store.describe(tenant_id)
     )
-    target.scope.delete(services.langsmith, stored.key_id)  # as reconcile does to an orphan
+    target.home.delete(services.langsmith, stored.key_id)  # as reconcile does to an orphan
 
     result = migrate_tenant(tenant_id, "workspace")
 

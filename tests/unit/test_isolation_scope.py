@@ -5,20 +5,21 @@ from __future__ import annotations
 import pytest
 
 from tenant_keys.errors import BadInput, ConfigError
-from tenant_keys.keys import PROJECT_SCOPE, TAG_ISOLATION, TAG_WORKSPACE, KeyScope, workspace_scope
+from tenant_keys.keys import PROJECT_HOME, KeyHome, workspace_home
+from tenant_keys.layout import TAG_ISOLATION, TAG_WORKSPACE
 from tenant_keys.settings import load_settings
 from tenant_keys.workspaces import isolation_for
 
 
 def test_a_secret_without_the_tag_is_in_project_mode() -> None:
-    assert KeyScope.of({}) == PROJECT_SCOPE
-    assert KeyScope.of({TAG_ISOLATION: "project", TAG_WORKSPACE: "ignored"}) == PROJECT_SCOPE
+    assert KeyHome.of({}) == PROJECT_HOME
+    assert KeyHome.of({TAG_ISOLATION: "project", TAG_WORKSPACE: "ignored"}) == PROJECT_HOME
 
 
-def test_workspace_scope_round_trips_through_the_tags() -> None:
-    scope = workspace_scope("ws-1")
+def test_workspace_home_round_trips_through_the_tags() -> None:
+    scope = workspace_home("ws-1")
     assert scope.tags() == {TAG_ISOLATION: "workspace", TAG_WORKSPACE: "ws-1"}
-    assert KeyScope.of(scope.tags()) == scope
+    assert KeyHome.of(scope.tags()) == scope
 
 
 def test_workspace_mode_without_an_org_is_refused_at_start_up(

@@ -1,26 +1,28 @@
-"""The lock client's own retries: a busy Prefect server (503) or a dropped connection is
-retried within milliseconds, not after the Prefect client's 2 s backoff.
+"""The lock's own retries: a busy Prefect server (503) or a dropped connection is retried
+within milliseconds, not after the Prefect client's 2 s backoff; a held lock waits, then fails.
 
-A mock transport stands in for the server here: SQLite's "database is locked" (which the
-server answers with 503) cannot be provoked on demand.
+A mock transport stands in for the server here, under Prefect's real client: SQLite's
+"database is locked" (which the server answers with 503) cannot be provoked on demand.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from types import SimpleNamespace
 from typing import Any
 
 import httpx
 import pytest
-from prefect.client.base import PrefectHttpxSyncClient
+from prefect.client.orchestration import SyncPrefectClient
 
 from tasks import locks
+from tenant_keys.errors import LockUnavailable
+
+LEASE = {"id": "8b6e7c8e-0000-4000-8000-000000000001", "limits": [{"name": "x"}]}
 
 
 def _record_sleeps(monkeypatch: pytest.MonkeyPatch, sleeps: list[float]) -> None:
-    """This thread's sleeps are recorded, not slept; other threads (servers) sleep as ever."""
+    """This thread's sleeps are recorded, not slept; other threads sleep as ever."""
     me, real_sleep = threading.current_thread(), time.sleep
 
     def sleep(seconds: float) -> None:
@@ -32,13 +34,20 @@ def _record_sleeps(monkeypatch: pytest.MonkeyPatch, sleeps: list[float]) -> None
     monkeypatch.setattr(time, "sleep", sleep)
 
 
-class _FakeClient:
-    """What `_send` uses of a SyncPrefectClient: its configured HTTP client, Prefect's own."""
+def _server(monkeypatch: pytest.MonkeyPatch, handler: Any) -> None:
+    def serve(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/csrf-token"):  # as a server without CSRF protection
+            return httpx.Response(422, json={"detail": "CSRF protection is disabled."})
+        return handler(request)
 
-    def __init__(self, handler: Any) -> None:
-        self._client = PrefectHttpxSyncClient(
-            base_url="http://prefect.test/api", transport=httpx.MockTransport(handler)
-        )
+    client = SyncPrefectClient(
+        "http://prefect.test/api", httpx_settings={"transport": httpx.MockTransport(serve)}
+    )
+    monkeypatch.setattr(locks, "_shared_client", lambda: client)
+
+
+def _lease(request: httpx.Request) -> httpx.Response:
+    return httpx.Response(200, json={"lease_id": LEASE["id"], "limits": LEASE["limits"]})
 
 
 def test_a_busy_server_is_retried_at_once_until_it_answers(
@@ -46,21 +55,26 @@ def test_a_busy_server_is_retried_at_once_until_it_answers(
 ) -> None:
     sleeps: list[float] = []
     _record_sleeps(monkeypatch, sleeps)
-    answers = iter([503, 503, 503, 200])
+    answers = iter([503, 503, 503])
     seen: list[str] = []
 
     def handler(request: httpx.Request) -> httpx.Response:
         seen.append(request.url.path)
-        return httpx.Response(next(answers), json={"lease_id": "l-1", "limits": []})
+        if request.url.path.endswith("/increment-with-lease"):
+            status = next(answers, 200)
+            return _lease(request) if status == 200 else httpx.Response(status)
+        return httpx.Response(204)
 
-    response = locks._send(_FakeClient(handler), "/v2/concurrency_limits/renew", {})  # type: ignore[arg-type]
+    _server(monkeypatch, handler)
+    with locks.PrefectLocks(wait_seconds=5).hold(["acme"]):
+        pass
 
-    assert response.status_code == 200
-    assert seen == ["/api/v2/concurrency_limits/renew"] * 4
+    assert seen.count("/api/v2/concurrency_limits/increment-with-lease") == 4
+    assert seen[-1] == "/api/v2/concurrency_limits/decrement-with-lease"
     assert len(sleeps) == 3 and max(sleeps) <= 0.05, "retries come within ms, not seconds"
 
 
-def test_a_dropped_connection_is_retried() -> None:
+def test_a_dropped_connection_is_retried(monkeypatch: pytest.MonkeyPatch) -> None:
     calls = 0
 
     def handler(request: httpx.Request) -> httpx.Response:
@@ -68,27 +82,43 @@ def test_a_dropped_connection_is_retried() -> None:
         calls += 1
         if calls == 1:
             raise httpx.RemoteProtocolError("Server disconnected without sending a response.")
-        return httpx.Response(204)
+        return _lease(request) if "increment" in request.url.path else httpx.Response(204)
 
-    response = locks._send(_FakeClient(handler), "/v2/concurrency_limits/decrement-with-lease", {})  # type: ignore[arg-type]
+    _server(monkeypatch, handler)
+    with locks.PrefectLocks(wait_seconds=5).hold(["acme"]):
+        pass
 
-    assert response.status_code == 204 and calls == 2
+    assert calls == 3  # the dropped acquire, its retry, the release
 
 
-def test_a_server_that_stays_busy_returns_its_answer_in_the_end(
+def test_a_held_lock_waits_out_its_retry_after_then_fails_in_one_line(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    _record_sleeps(monkeypatch, [])
-    calls = 0
+    sleeps: list[float] = []
+    _record_sleeps(monkeypatch, sleeps)
 
     def handler(request: httpx.Request) -> httpx.Response:
-        nonlocal calls
-        calls += 1
-        return httpx.Response(503)
+        return httpx.Response(423, headers={"Retry-After": "1"})
 
-    response = locks._send(_FakeClient(handler), "/v2/concurrency_limits/renew", {})  # type: ignore[arg-type]
+    _server(monkeypatch, handler)
+    with (
+        pytest.raises(LockUnavailable, match="still held after 3 s"),
+        locks.PrefectLocks(wait_seconds=3).hold(["acme"]),
+    ):
+        pass
+    assert sleeps and all(0.5 <= s <= 1.0 for s in sleeps)
 
-    assert response.status_code == 503 and calls == locks._RETRIES + 1
+
+def test_a_missing_lock_fails_rather_than_skips(monkeypatch: pytest.MonkeyPatch) -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json={"lease_id": LEASE["id"], "limits": []})
+
+    _server(monkeypatch, handler)
+    with (
+        pytest.raises(LockUnavailable, match="does not exist: onboard the tenant"),
+        locks.PrefectLocks(wait_seconds=3).hold(["acme"]),
+    ):
+        pass
 
 
 def test_a_lease_the_server_fails_to_release_is_logged(
@@ -96,15 +126,34 @@ def test_a_lease_the_server_fails_to_release_is_logged(
 ) -> None:
     def handler(request: httpx.Request) -> httpx.Response:
         if request.url.path.endswith("/increment-with-lease"):
-            return httpx.Response(200, json={"lease_id": "l-1", "limits": [{"name": "x"}]})
+            return _lease(request)
         return httpx.Response(500)  # the release
 
-    monkeypatch.setattr(locks, "_shared_client", lambda: _FakeClient(handler))
-    services = SimpleNamespace(settings=SimpleNamespace(lock_wait_seconds=1.0))
-    monkeypatch.setattr(locks, "get_services", lambda: services)
-
-    with caplog.at_level("WARNING", logger=locks.__name__), locks.tenant_locks(["acme"]):
+    _server(monkeypatch, handler)
+    with caplog.at_level("WARNING", logger=locks.__name__), locks.PrefectLocks(1.0).hold(["acme"]):
         pass
 
     [record] = [r for r in caplog.records if r.name == locks.__name__]
     assert "tenant-keys-tenant-acme not released (HTTP 500)" in record.getMessage()
+
+
+def test_on_an_unchecked_prefect_version_the_public_call_is_used_with_its_slow_retries(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Why the shim: the public call sleeps about 2 s per 503 (and once more before it gives
+    up), where the shim retries within milliseconds."""
+    sleeps: list[float] = []
+    _record_sleeps(monkeypatch, sleeps)
+    monkeypatch.setattr(locks, "_SHIM_CHECKED_ON", "no-such-version")
+    answers = iter([503])
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/increment-with-lease"):
+            return _lease(request) if next(answers, 200) == 200 else httpx.Response(503)
+        return httpx.Response(204)
+
+    _server(monkeypatch, handler)
+    with locks.PrefectLocks(wait_seconds=5).hold(["acme"]):
+        pass
+
+    assert sleeps and max(sleeps) >= 1.0, sleeps

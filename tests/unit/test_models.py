@@ -7,8 +7,8 @@ import pytest
 from pydantic import SecretStr
 
 from tenant_keys.errors import BadInput
+from tenant_keys.layout import TenantKeyRecord
 from tenant_keys.models import (
-    TenantKeyRecord,
     key_description,
     parse_key_description,
     validate_tenant_id,

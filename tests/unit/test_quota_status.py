@@ -8,10 +8,8 @@ from datetime import UTC, datetime
 import pytest
 
 from tenant_keys.errors import BadInput
+from tenant_keys.events import QuotaChangedEvent
 from tenant_keys.quota import (
-    EVENT_EXCEEDED,
-    EVENT_RECOVERED,
-    EVENT_WARNING,
     ProjectUsage,
     QuotaRow,
     TenantBudget,
@@ -20,7 +18,6 @@ from tenant_keys.quota import (
     parse_budget,
     status_for,
     table_rows,
-    transition_event,
     window_start,
 )
 
@@ -62,11 +59,28 @@ def test_status_for(traces: int, budget: int, share: float, status: str) -> None
     assert status_for(traces, budget, share) == status
 
 
-def test_transition_events() -> None:
-    assert transition_event("ok", "warning") == EVENT_WARNING
-    assert transition_event("warning", "exceeded") == EVENT_EXCEEDED
-    assert transition_event("exceeded", "warning") == EVENT_WARNING
-    assert transition_event("exceeded", "ok") == EVENT_RECOVERED
+@pytest.mark.parametrize(
+    ("previous", "status", "name"),
+    [
+        ("ok", "warning", "tenant-keys.quota.warning"),
+        ("warning", "exceeded", "tenant-keys.quota.exceeded"),
+        ("exceeded", "warning", "tenant-keys.quota.warning"),
+        ("exceeded", "ok", "tenant-keys.quota.recovered"),
+    ],
+)
+def test_a_change_is_named_by_the_new_status(previous: str, status: str, name: str) -> None:
+    event = QuotaChangedEvent(
+        tenant_id="acme",
+        status=status,  # type: ignore[arg-type]
+        previous=previous,  # type: ignore[arg-type]
+        project_id="p",
+        traces=1,
+        budget=1,
+        percent_used=100.0,
+        window_start=datetime(2026, 1, 1, tzinfo=UTC),
+    )
+    assert event.name == name
+    assert event.payload()["status"] == status and "tenant_id" not in event.payload()
 
 
 @pytest.mark.parametrize("text", ["-1", "1.5", "", "ten", "1e3"])

@@ -8,7 +8,7 @@ import pytest
 
 from tenant_keys.langsmith import ApiKeyInfo
 from tenant_keys.models import key_description
-from tenant_keys.reconcile import (
+from tenant_keys.reconcile_plan import (
     LOCAL_KINDS,
     OwnKey,
     Policy,

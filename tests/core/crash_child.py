@@ -1,8 +1,7 @@
 """Run one tenant's rotation in this process and kill the process at a step boundary.
 
-`python -m tests.integration.crash_child TENANT ROTATION BOUNDARY`. The kill is
-`os._exit`: no finally block, no compensation, no lock release, as when a
-worker's machine dies.
+`python -m tests.core.crash_child TENANT ROTATION BOUNDARY`. The kill is `os._exit`: no
+finally block, no compensation, as when a worker's machine dies.
 """
 
 from __future__ import annotations
@@ -12,9 +11,11 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-import flows.rotation as protocol
+import tenant_keys.rotation as protocol
 from tenant_keys.langsmith import LangSmithAdmin
-from tenant_keys.secret_store import CURRENT, SecretStore
+from tenant_keys.layout import CURRENT
+from tenant_keys.secret_store import SecretStore
+from tenant_keys.services import get_services
 
 CRASH_EXIT_CODE = 17
 
@@ -57,7 +58,7 @@ BOUNDARIES: dict[str, Callable[[], None]] = {
 def main() -> None:
     tenant_id, rotation_id, boundary = sys.argv[1:4]
     BOUNDARIES[boundary]()
-    protocol.rotate_one(tenant_id, rotation_id, retire_now=True)
+    protocol.rotate(get_services(), tenant_id, rotation_id, retire_now=True)
     sys.exit(0)  # the crash point was never reached
 
 

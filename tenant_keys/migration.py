@@ -7,38 +7,34 @@ Apps pick the new key (and with it the new workspace and project) up from the se
 traces go to the new place from then on; the old traces stay in the old project.
 
 Every step is safe to repeat: a rerun after a crash at any point finishes the move and never
-mints a second key for it. The order and the compensation live in `flows/migrate.py`.
+mints a second key for it. `migrate` drives the steps; the caller holds the tenant's lock.
 """
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+import time
+from typing import Literal
 
-from tenant_keys.errors import BadInput
+from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny
+
+from tenant_keys.errors import BadInput, KeyTestFailed
+from tenant_keys.events import TenantEvent, TenantMigratedEvent
 from tenant_keys.keys import (
-    PROJECT_SCOPE,
+    PROJECT_HOME,
+    KeyHome,
     KeyRef,
-    KeyScope,
     check_key,
     mint_and_store,
-    workspace_scope,
+    workspace_home,
 )
 from tenant_keys.langsmith import Project
+from tenant_keys.layout import CURRENT, MIGRATING, PENDING, RETIRE_PENDING, TAG_PROJECT, SecretState
 from tenant_keys.models import parse_key_description, project_name
 from tenant_keys.rotation import PendingKey, discard_pending_key
-from tenant_keys.secret_store import (
-    CURRENT,
-    PENDING,
-    RETIRE_PENDING,
-    TAG_PROJECT,
-    SecretState,
-)
 from tenant_keys.services import Services
 from tenant_keys.workspaces import ensure_tenant_workspace
 
 MIGRATION_ROTATION = "migrate-workspace"
-# The label the new key's version carries between its write and its promotion to AWSCURRENT.
-MIGRATING = "MIGRATING"
 
 
 class MigrationTarget(BaseModel):
@@ -46,9 +42,20 @@ class MigrationTarget(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    scope: KeyScope
+    home: KeyHome
     project_id: str
     project_name: str
+
+
+class MigrationResult(BaseModel):
+    tenant_id: str
+    outcome: Literal["migrated", "already-migrated"]
+    workspace_id: str | None = None
+    project_id: str | None = None
+    key_id: str | None = None
+    revoked_key_ids: list[str] = []
+    seconds: float = 0.0
+    events: list[SerializeAsAny[TenantEvent]] = Field(default_factory=list, exclude=True)
 
 
 def check_migratable(state: SecretState, to: str) -> None:
@@ -64,10 +71,10 @@ def check_migratable(state: SecretState, to: str) -> None:
 
 def is_migrated(services: Services, tenant_id: str, state: SecretState) -> bool:
     """The tags say workspace mode and AWSCURRENT holds a key of that workspace."""
-    scope = KeyScope.of(state.tags)
-    if scope.mode != "workspace":
+    home = KeyHome.of(state.tags)
+    if home.mode != "workspace":
         return False
-    return services.store.read(tenant_id).workspace_id == scope.workspace_id
+    return services.store.read(tenant_id).workspace_id == home.workspace_id
 
 
 def discard_unfinished_rotation(services: Services, tenant_id: str, state: SecretState) -> None:
@@ -90,7 +97,7 @@ def ensure_target(services: Services, tenant_id: str) -> MigrationTarget:
         workspace_id=workspace.id,
     )
     return MigrationTarget(
-        scope=workspace_scope(workspace.id), project_id=project.id, project_name=project.name
+        home=workspace_home(workspace.id), project_id=project.id, project_name=project.name
     )
 
 
@@ -114,11 +121,11 @@ def store_new_key(
         update={
             "project_id": target.project_id,
             "project_name": target.project_name,
-            "workspace_id": target.scope.workspace_id,
+            "workspace_id": target.home.workspace_id,
         }
     )
     return mint_and_store(
-        services, tenant_id, MIGRATION_ROTATION, base=base, stage=MIGRATING, scope=target.scope
+        services, tenant_id, MIGRATION_ROTATION, base=base, stage=MIGRATING, home=target.home
     )
 
 
@@ -132,7 +139,7 @@ def discard_new_key(
 ) -> None:
     """Undo: delete the new key (404 is fine), drop `MIGRATING`. The old key stays current."""
     assert new.version_id is not None
-    target.scope.delete(services.langsmith, new.key_id)
+    target.home.delete(services.langsmith, new.key_id)
     services.store.remove_label(tenant_id, MIGRATING, from_version=new.version_id)
 
 
@@ -144,7 +151,7 @@ def promote_new_key(
     finishes the move."""
     store = services.store
     assert new.version_id is not None
-    store.set_tags(tenant_id, {**target.scope.tags(), TAG_PROJECT: target.project_id})
+    store.set_tags(tenant_id, {**target.home.tags(), TAG_PROJECT: target.project_id})
     current = state.version_with(CURRENT)
     if current != new.version_id:
         store.move_label(tenant_id, CURRENT, to_version=new.version_id, from_version=current)
@@ -159,11 +166,64 @@ def revoke_shared_workspace_keys(
     langsmith = services.langsmith
     mine = [
         key.id
-        for key in PROJECT_SCOPE.list_keys(langsmith)
+        for key in PROJECT_HOME.list_keys(langsmith)
         if (parsed := parse_key_description(key.description)) and parsed[0] == tenant_id
     ]
-    revoked = [key_id for key_id in mine if PROJECT_SCOPE.delete(langsmith, key_id)]
+    revoked = [key_id for key_id in mine if PROJECT_HOME.delete(langsmith, key_id)]
     retiring = state.version_with(RETIRE_PENDING)
     if retiring is not None:
         services.store.remove_label(tenant_id, RETIRE_PENDING, from_version=retiring)
     return revoked
+
+
+# -- the driver ------------------------------------------------------------------------------
+
+
+def migrate(services: Services, tenant_id: str) -> MigrationResult:
+    """Move one tenant; the caller holds its lock. Raises on failure (a failed key test first
+    deletes the new key: the tenant stays as it was)."""
+    store = services.store
+    started = time.monotonic()
+    state = store.describe(tenant_id)
+    if is_migrated(services, tenant_id, state):
+        # Finished before, or stopped after the promotion: make sure the old keys are gone.
+        revoked = revoke_shared_workspace_keys(services, tenant_id, state)
+        outcome: Literal["migrated", "already-migrated"] = (
+            "migrated" if revoked else "already-migrated"
+        )
+    else:
+        discard_unfinished_rotation(services, tenant_id, state)
+        target = ensure_target(services, tenant_id)
+        state = store.describe(tenant_id)
+        new = store_new_key(services, tenant_id, target, state)
+        try:
+            test_new_key(services, tenant_id, new)
+        except KeyTestFailed:
+            discard_new_key(services, tenant_id, new, target)
+            raise
+        promote_new_key(services, tenant_id, new, target, state)
+        revoked = revoke_shared_workspace_keys(services, tenant_id, store.describe(tenant_id))
+        outcome = "migrated"
+    record = store.read(tenant_id)
+    home = KeyHome.of(store.describe(tenant_id).tags)
+    events: list[TenantEvent] = []
+    if outcome == "migrated":
+        events.append(
+            TenantMigratedEvent(
+                tenant_id=tenant_id,
+                workspace_id=home.workspace_id,
+                project_id=record.project_id,
+                key_id=record.key_id,
+                revoked_key_ids=revoked,
+            )
+        )
+    return MigrationResult(
+        tenant_id=tenant_id,
+        outcome=outcome,
+        workspace_id=home.workspace_id,
+        project_id=record.project_id,
+        key_id=record.key_id,
+        revoked_key_ids=revoked,
+        seconds=round(time.monotonic() - started, 3),
+        events=events,
+    )

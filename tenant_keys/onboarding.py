@@ -1,0 +1,207 @@
+"""Onboarding: give a tenant its own LangSmith project, key and secret.
+
+ensure home (workspace isolation: the tenant's own workspace) → ensure project → issue key
+(mint, then create the secret with it as AWSCURRENT) → verify the stored key authenticates.
+Compensation runs in reverse: a failed store deletes the minted key; a failed verification
+deletes key and secret. A tenant that is already onboarded is reported and left alone.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Literal
+
+from pydantic import BaseModel, Field, SerializeAsAny
+
+from tenant_keys.errors import BadInput, TenantExists, TenantNotFound, TenantOffboarded
+from tenant_keys.events import TenantEvent, TenantOnboardedEvent
+from tenant_keys.keys import (
+    PROJECT_HOME,
+    KeyHome,
+    KeyRef,
+    check_key,
+    mint_key,
+    record_for,
+    workspace_home,
+)
+from tenant_keys.langsmith import Project
+from tenant_keys.layout import TAG_BUDGET, TAG_PROJECT
+from tenant_keys.models import IsolationMode, project_name, validate_tenant_id, version_token
+from tenant_keys.services import Services
+from tenant_keys.workspaces import ensure_tenant_workspace
+
+ONBOARDING_ROTATION = "onboard"
+
+
+class OnboardingResult(BaseModel):
+    tenant_id: str
+    outcome: Literal["created", "exists", "failed"]
+    project_id: str | None = None
+    key_id: str | None = None
+    short_key: str | None = None
+    trace_budget: int | None = None
+    isolation: IsolationMode | None = None
+    workspace_id: str | None = None
+    error: str | None = None
+    seconds: float = 0.0
+    events: list[SerializeAsAny[TenantEvent]] = Field(default_factory=list, exclude=True)
+
+
+# -- input -------------------------------------------------------------------------------------
+
+
+def validate_tenants(tenant_ids: list[str]) -> list[str]:
+    """Every id valid and unique, or one line that says which is not (before any side effect)."""
+    if not tenant_ids:
+        raise BadInput("no tenant ids given: name at least one tenant")
+    seen: set[str] = set()
+    for tenant_id in tenant_ids:
+        validate_tenant_id(tenant_id)
+        if tenant_id in seen:
+            raise BadInput(f"tenant id {tenant_id!r} is listed twice: list each tenant once")
+        seen.add(tenant_id)
+    return tenant_ids
+
+
+def validate_budget(budget: int | None) -> int | None:
+    if budget is not None and budget < 0:
+        raise BadInput(f"budget {budget} is invalid: give a whole number of traces ≥ 0, e.g. 50000")
+    return budget
+
+
+def refuse_offboarded(services: Services, tenant_ids: list[str]) -> None:
+    """An offboarded id waits out its secret's recovery window: a clear error, not "exists".
+    Checked here, not trusted to CreateSecret: moto reports that name as existing (AWS refuses it)."""
+    for tenant_id in tenant_ids:
+        try:
+            state = services.store.describe(tenant_id)
+        except TenantNotFound:
+            continue
+        if state.leaving:
+            raise TenantOffboarded(tenant_id, state.name)
+
+
+# -- the steps -----------------------------------------------------------------------------------
+
+
+def ensure_home(services: Services, tenant_id: str, isolation: IsolationMode) -> KeyHome:
+    """Project mode: the shared workspace. Workspace mode: the tenant's own workspace."""
+    if isolation == "project":
+        return PROJECT_HOME
+    return workspace_home(ensure_tenant_workspace(services.langsmith, tenant_id).id)
+
+
+def ensure_project(services: Services, tenant_id: str, home: KeyHome = PROJECT_HOME) -> Project:
+    return services.langsmith.ensure_project(
+        project_name(tenant_id),
+        description=f"Traces of tenant {tenant_id} (managed by tenant-keys)",
+        workspace_id=home.workspace_id,
+    )
+
+
+def issue_key(
+    services: Services,
+    tenant_id: str,
+    project: Project,
+    trace_budget: int,
+    home: KeyHome = PROJECT_HOME,
+) -> KeyRef:
+    """Mint the tenant's first key and store it as AWSCURRENT; a failed store deletes the key."""
+    created = mint_key(services, tenant_id, ONBOARDING_ROTATION, home)
+    record = record_for(
+        created,
+        project_id=project.id,
+        project_name=project.name,
+        workspace_id=home.workspace_id
+        or services.settings.langsmith_workspace_id
+        or project.tenant_id,
+        rotation_id=ONBOARDING_ROTATION,
+    )
+    try:
+        version = services.store.create(
+            tenant_id,
+            record,
+            token=version_token(tenant_id, ONBOARDING_ROTATION),
+            tags={TAG_PROJECT: project.id, TAG_BUDGET: str(trace_budget), **home.tags()},
+        )
+    except BaseException:
+        home.delete(services.langsmith, created.id)
+        raise
+    return KeyRef(
+        tenant_id=tenant_id, key_id=created.id, short_key=created.short_key, version_id=version
+    )
+
+
+def verify_key(services: Services, tenant_id: str) -> None:
+    """The stored AWSCURRENT key authenticates at LangSmith (read back, as an app would)."""
+    check_key(services.langsmith, services.store.read(tenant_id), tenant_id)
+
+
+def undo_issue_key(
+    services: Services, tenant_id: str, key: KeyRef, home: KeyHome = PROJECT_HOME
+) -> None:
+    home.delete(services.langsmith, key.key_id)
+    services.store.delete(tenant_id, recovery_days=None)  # it never served: no recovery window
+
+
+# -- the driver -----------------------------------------------------------------------------------
+
+
+def onboard(
+    services: Services,
+    tenant_id: str,
+    trace_budget: int | None = None,
+    isolation: IsolationMode | None = None,
+) -> OnboardingResult:
+    """Onboard one tenant (an existing one is reported as it is). Raises on failure, after the
+    compensation: nothing is left half written."""
+    budget = services.settings.default_trace_budget if trace_budget is None else trace_budget
+    started = time.monotonic()
+    if services.store.exists(tenant_id):
+        return existing(services, tenant_id, started)
+    home = ensure_home(services, tenant_id, isolation or services.settings.isolation)
+    project = ensure_project(services, tenant_id, home)
+    try:
+        key = issue_key(services, tenant_id, project, budget, home)
+    except TenantExists:  # onboarded concurrently; our key was deleted with the failed store
+        return existing(services, tenant_id, started)
+    try:
+        verify_key(services, tenant_id)
+    except BaseException:
+        undo_issue_key(services, tenant_id, key, home)
+        raise
+    return OnboardingResult(
+        tenant_id=tenant_id,
+        outcome="created",
+        project_id=project.id,
+        key_id=key.key_id,
+        short_key=key.short_key,
+        trace_budget=budget,
+        isolation=home.mode,
+        workspace_id=home.workspace_id,
+        seconds=round(time.monotonic() - started, 3),
+        events=[
+            TenantOnboardedEvent(
+                tenant_id=tenant_id,
+                project_id=project.id,
+                key_id=key.key_id,
+                short_key=key.short_key,
+                trace_budget=budget,
+                isolation=home.mode,
+                workspace_id=home.workspace_id,
+            )
+        ],
+    )
+
+
+def existing(services: Services, tenant_id: str, started: float) -> OnboardingResult:
+    record = services.store.read(tenant_id)
+    budget = services.store.describe(tenant_id).tags.get(TAG_BUDGET, "")
+    return OnboardingResult(
+        tenant_id=tenant_id,
+        outcome="exists",
+        project_id=record.project_id,
+        key_id=record.key_id,
+        trace_budget=int(budget) if budget.isdigit() else None,
+        seconds=round(time.monotonic() - started, 3),
+    )

@@ -1,0 +1,313 @@
+"""The reconcile plan: compare what Secrets Manager says with what LangSmith has, and list repairs.
+
+Pure functions over snapshots (no I/O), so every rule is a unit test away. Reading the
+snapshots and carrying the repairs out is `tenant_keys.reconcile`.
+
+The rules, per tenant (DESIGN: rotation, invariants 1 and 2):
+- AWSPENDING whose key still works: an unfinished rotation; resume it with its rotation id.
+- AWSPENDING whose key is gone: discard it (the current key stays).
+- AWSCURRENT whose key no longer works (deleted or expired behind the tool's back): drift;
+  mint and promote a replacement through the rotation protocol, loudly.
+- AWSCURRENT that expires within the window: rotate it early.
+- RETIRE_PENDING past its grace window: delete the old key, drop the label.
+- A key the tool minted (its description says so) that no version of its tenant's secret
+  references: an orphan; delete it. Keys with any other description are never touched.
+  A tenant without a live secret (never stored, or offboarded) has only orphans. Orphans
+  are deleted only once older than the orphan age: onboarding mints a key before its
+  secret exists, without the tenant's lock, so a young unreferenced key may be in flight.
+- A secret tagged as being offboarded: finish the offboarding.
+- A secret the tool cannot read: report it; none of its keys counts as an orphan.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import datetime, timedelta
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from tenant_keys.langsmith import ApiKeyInfo
+from tenant_keys.models import TENANT_ID_PATTERN, IsolationMode, parse_key_description
+
+RepairKind = Literal[
+    "discard-pending",
+    "retire",
+    "delete-orphan",
+    "resume-rotation",
+    "replace-dead-key",
+    "rotate-expiring",
+    "finish-offboarding",
+    "attention",
+]
+# Done under the tenant's lock by reconcile itself, in this order.
+LOCAL_KINDS: tuple[RepairKind, ...] = ("discard-pending", "retire", "delete-orphan")
+# Done by another protocol that takes the tenant's lock itself (rotation, offboarding).
+PROTOCOL_KINDS: tuple[RepairKind, ...] = (
+    "resume-rotation",
+    "replace-dead-key",
+    "rotate-expiring",
+    "finish-offboarding",
+)
+
+TenantStatus = Literal["active", "absent", "scheduled-for-deletion", "offboarding", "unreadable"]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class VersionInfo(_Frozen):
+    """One labelled version of a tenant secret: ids and dates, never the key."""
+
+    version_id: str
+    key_id: str
+    rotation_id: str
+    issued_at: datetime
+    expires_at: datetime | None = None
+
+
+class TenantSnapshot(_Frozen):
+    tenant_id: str
+    status: TenantStatus
+    current: VersionInfo | None = None
+    pending: VersionInfo | None = None
+    retire_pending: VersionInfo | None = None
+    # Read only while AWSPENDING sits on AWSCURRENT (a promotion that stopped half way):
+    # that rotation's resume marks this version RETIRE_PENDING, so its key is not an orphan.
+    previous: VersionInfo | None = None
+    problem: str | None = None  # why the status is "unreadable"
+
+    @property
+    def pending_on_current(self) -> bool:
+        return (
+            self.pending is not None
+            and self.current is not None
+            and self.pending.version_id == self.current.version_id
+        )
+
+    def referenced_key_ids(self) -> set[str]:
+        versions = [self.current, self.pending, self.retire_pending]
+        if self.pending_on_current:
+            versions.append(self.previous)
+        return {v.key_id for v in versions if v is not None}
+
+
+class OwnKey(_Frozen):
+    """A key the tool minted, as LangSmith lists it (its description names tenant and rotation)."""
+
+    key_id: str
+    short_key: str
+    tenant_id: str
+    rotation_id: str
+    created_at: datetime | None = None
+    expires_at: datetime | None = None
+    mode: IsolationMode = "project"  # where it is listed: a workspace key or an org service key
+
+
+class Policy(_Frozen):
+    grace_seconds: float
+    expiring_within: timedelta
+    orphan_min_age: timedelta
+
+
+class Repair(_Frozen):
+    """One thing reconcile will do (or, for "attention", cannot do) for a tenant."""
+
+    tenant_id: str
+    kind: RepairKind
+    reason: str
+    key_id: str | None = None
+    version_id: str | None = None
+    rotation_id: str | None = None
+
+
+def own_keys(keys: Iterable[ApiKeyInfo], mode: IsolationMode = "project") -> list[OwnKey]:
+    """The keys the tool minted; every other key is left out, so nothing downstream can touch it."""
+    mine = []
+    for key in keys:
+        parsed = parse_key_description(key.description)
+        # The tool mints only for valid tenant ids: anything else only looks like ours.
+        if parsed is None or not TENANT_ID_PATTERN.fullmatch(parsed[0]):
+            continue
+        mine.append(
+            OwnKey(
+                key_id=key.id,
+                short_key=key.short_key,
+                tenant_id=parsed[0],
+                rotation_id=parsed[1],
+                created_at=key.created_at,
+                expires_at=key.expires_at,
+                mode=mode,
+            )
+        )
+    return mine
+
+
+def liveness_from_list(keys: Iterable[OwnKey], now: datetime) -> dict[str, bool]:
+    """Listed and not expired means live; a key missing from the list was deleted."""
+    return {k.key_id: k.expires_at is None or k.expires_at > now for k in keys}
+
+
+def plan(
+    snapshots: Iterable[TenantSnapshot],
+    keys: Iterable[OwnKey],
+    live: Mapping[str, bool],
+    *,
+    now: datetime,
+    policy: Policy,
+    rotation_id: str,
+) -> list[Repair]:
+    """Repairs for every surveyed tenant. Keys of tenants that were not surveyed are left alone."""
+    by_tenant: dict[str, list[OwnKey]] = {}
+    for key in keys:
+        by_tenant.setdefault(key.tenant_id, []).append(key)
+    repairs: list[Repair] = []
+    for snapshot in sorted(snapshots, key=lambda s: s.tenant_id):
+        repairs += plan_tenant(
+            snapshot,
+            live,
+            by_tenant.get(snapshot.tenant_id, []),
+            now=now,
+            policy=policy,
+            rotation_id=rotation_id,
+        )
+    return repairs
+
+
+def plan_tenant(
+    snapshot: TenantSnapshot,
+    live: Mapping[str, bool],
+    keys: Iterable[OwnKey],
+    *,
+    now: datetime,
+    policy: Policy,
+    rotation_id: str,
+) -> list[Repair]:
+    """Repairs for one tenant: local ones first (in `LOCAL_KINDS` order), then at most one protocol run.
+
+    `live` says which key ids still authenticate (a missing id: not live); `keys` are the
+    tool's keys that name this tenant; `rotation_id` is the id a new rotation would use.
+    """
+    tenant = snapshot.tenant_id
+    if snapshot.status == "unreadable":
+        return [
+            Repair(
+                tenant_id=tenant,
+                kind="attention",
+                reason=snapshot.problem or "the secret cannot be read",
+            )
+        ]
+    if snapshot.status == "offboarding":
+        return [
+            Repair(
+                tenant_id=tenant,
+                kind="finish-offboarding",
+                reason="an offboarding stopped half way: revoke the keys, schedule the secret's deletion",
+            )
+        ]
+    if snapshot.status in ("absent", "scheduled-for-deletion"):
+        why = "no secret" if snapshot.status == "absent" else "secret scheduled for deletion"
+        return _orphans(tenant, keys, set(), now, policy.orphan_min_age, f"tenant has {why}")
+    return _plan_active(snapshot, live, keys, now=now, policy=policy, rotation_id=rotation_id)
+
+
+def _plan_active(
+    snapshot: TenantSnapshot,
+    live: Mapping[str, bool],
+    keys: Iterable[OwnKey],
+    *,
+    now: datetime,
+    policy: Policy,
+    rotation_id: str,
+) -> list[Repair]:
+    tenant, current, pending = snapshot.tenant_id, snapshot.current, snapshot.pending
+    if current is None:
+        return [Repair(tenant_id=tenant, kind="attention", reason="the secret has no AWSCURRENT")]
+    local: list[Repair] = []
+    protocol: Repair | None = None
+
+    if pending is not None:
+        if live.get(pending.key_id, False):
+            protocol = Repair(
+                tenant_id=tenant,
+                kind="resume-rotation",
+                key_id=pending.key_id,
+                version_id=pending.version_id,
+                rotation_id=pending.rotation_id,
+                reason="AWSPENDING of an unfinished rotation: finish it",
+            )
+        else:
+            local.append(
+                Repair(
+                    tenant_id=tenant,
+                    kind="discard-pending",
+                    key_id=pending.key_id,
+                    version_id=pending.version_id,
+                    rotation_id=pending.rotation_id,
+                    reason="the AWSPENDING key no longer exists at LangSmith: drop the label",
+                )
+            )
+
+    if protocol is None:
+        if not live.get(current.key_id, False):
+            protocol = Repair(
+                tenant_id=tenant,
+                kind="replace-dead-key",
+                key_id=current.key_id,
+                rotation_id=rotation_id,
+                reason="DRIFT: the AWSCURRENT key no longer authenticates (deleted or expired "
+                "outside the tool): mint and promote a replacement",
+            )
+        elif current.expires_at is not None and current.expires_at - now <= policy.expiring_within:
+            days = (current.expires_at - now).total_seconds() / 86400
+            protocol = Repair(
+                tenant_id=tenant,
+                kind="rotate-expiring",
+                key_id=current.key_id,
+                rotation_id=rotation_id,
+                reason=f"the AWSCURRENT key expires in {days:.1f} days: rotate it early",
+            )
+
+    retiring = snapshot.retire_pending
+    if retiring is not None:
+        grace_over = current.issued_at + timedelta(seconds=policy.grace_seconds) <= now
+        if grace_over or retiring.version_id == current.version_id:
+            local.append(
+                Repair(
+                    tenant_id=tenant,
+                    kind="retire",
+                    key_id=retiring.key_id,
+                    version_id=retiring.version_id,
+                    reason="RETIRE_PENDING past its grace window: delete the old key, drop the label",
+                )
+            )
+
+    referenced = snapshot.referenced_key_ids()
+    local += _orphans(
+        tenant, keys, referenced, now, policy.orphan_min_age, "no version of the secret holds it"
+    )
+    return local + ([protocol] if protocol else [])
+
+
+def _orphans(
+    tenant_id: str,
+    keys: Iterable[OwnKey],
+    referenced: set[str],
+    now: datetime,
+    min_age: timedelta,
+    why: str,
+) -> list[Repair]:
+    return [
+        Repair(
+            tenant_id=tenant_id,
+            kind="delete-orphan",
+            key_id=key.key_id,
+            rotation_id=key.rotation_id,
+            reason=f"orphan key {key.short_key}: {why}",
+        )
+        for key in sorted(keys, key=lambda k: k.key_id)
+        if key.tenant_id == tenant_id
+        and key.key_id not in referenced
+        and (key.created_at is None or now - key.created_at >= min_age)
+    ]

@@ -1,0 +1,236 @@
+"""The rotation protocol, run directly: its steps, its compensation, faults at every step,
+and the design's invariants."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+
+import boto3
+import pytest
+
+from devstack.stack import LocalStack
+from tenant_keys.errors import SecretStoreError
+from tenant_keys.layout import CURRENT, PENDING, RETIRE_PENDING, TAG_OFFBOARDING
+from tenant_keys.rotation import retire, rotate, rotation_targets
+from tenant_keys.secret_store import SecretStore
+from tenant_keys.services import Services
+from tests.invariants import assert_no_orphans, current_key_works, live_tool_keys
+
+DELETE_KEY = "/api/v1/api-key/{api_key_id}"
+Onboard = Callable[[str], str]
+
+
+def _labels(services: Services, tenant_id: str) -> set[str]:
+    state = services.store.describe(tenant_id)
+    return {label for labels in state.versions.values() for label in labels}
+
+
+def _mints(stack: LocalStack) -> int:
+    return int(stack.langsmith.control.request_counts()["by_route"].get("POST /api/v1/api-key", 0))
+
+
+def test_rotation_replaces_the_key_and_deletes_the_old_one(
+    backends: LocalStack, services: Services, onboarded: Onboard, tenant_id: str
+) -> None:
+    old_key = onboarded(tenant_id)
+    old_record = services.store.read(tenant_id)
+
+    result = rotate(services, tenant_id, "r-happy", retire_now=True)
+
+    assert result.outcome == "rotated", result.error
+    assert result.old_key_id == old_key and result.new_key_id != old_key
+    record = services.store.read(tenant_id)
+    assert record.key_id == result.new_key_id and record.rotation_id == "r-happy"
+    assert current_key_works(tenant_id)
+    assert not services.langsmith.authenticates(old_record.api_key), "the old key must be dead"
+    assert {PENDING, RETIRE_PENDING}.isdisjoint(_labels(services, tenant_id))
+    assert live_tool_keys(backends, tenant_id) == {record.key_id}
+    assert [e.name for e in result.events] == ["tenant-keys.key.rotated"]
+
+
+def test_rerunning_a_finished_rotation_mints_nothing(
+    backends: LocalStack, services: Services, onboarded: Onboard, tenant_id: str
+) -> None:
+    onboarded(tenant_id)
+    rotate(services, tenant_id, "r-once", retire_now=True)
+    key, mints = services.store.read(tenant_id).key_id, _mints(backends)
+
+    result = rotate(services, tenant_id, "r-once", retire_now=True)
+
+    assert result.outcome == "already-rotated"
+    assert services.store.read(tenant_id).key_id == key
+    assert _mints(backends) == mints
+
+
+def test_failed_key_test_rolls_back_and_keeps_the_old_key(
+    backends: LocalStack, services: Services, onboarded: Onboard, tenant_id: str
+) -> None:
+    old_key = onboarded(tenant_id)
+    # Every test call with the new key is refused (the resume check and five test attempts).
+    backends.langsmith.control.inject_fault(
+        method="GET", route="/api/v1/sessions", action="status", status=401, count=5
+    )
+
+    result = rotate(services, tenant_id, "r-badtest", retire_now=True)
+    backends.langsmith.control.clear_faults()
+
+    assert result.outcome == "failed" and "did not authenticate" in (result.error or "")
+    assert services.store.read(tenant_id).key_id == old_key
+    assert current_key_works(tenant_id)
+    assert PENDING not in _labels(services, tenant_id)
+    assert live_tool_keys(backends, tenant_id) == {old_key}, "the new key was minted, then deleted"
+
+    # The same rotation id can be run again and completes with a fresh token.
+    assert rotate(services, tenant_id, "r-badtest", retire_now=True).outcome == "rotated"
+    assert services.store.read(tenant_id).key_id != old_key
+    assert_no_orphans(backends, tenant_id)
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [
+        {"method": "POST", "route": "/api/v1/api-key", "action": "status", "status": 503},
+        {
+            "method": "POST",
+            "route": "/api/v1/api-key",
+            "action": "status",
+            "status": 429,
+            "retry_after": 1,
+        },
+        {"method": "POST", "route": "/api/v1/api-key", "action": "drop", "when": "after"},
+        {"method": "POST", "route": "/api/v1/api-key", "action": "hang", "hang_seconds": 4},
+        {"method": "GET", "route": "/api/v1/sessions", "action": "drop"},
+        {"method": "DELETE", "route": DELETE_KEY, "action": "status", "status": 502},
+        {"method": "DELETE", "route": DELETE_KEY, "action": "hang", "hang_seconds": 4},
+        {"method": "DELETE", "route": DELETE_KEY, "action": "drop", "when": "after"},
+    ],
+    ids=[
+        "mint-503",
+        "mint-429",
+        "mint-lost-response",
+        "mint-timeout",
+        "test-dropped",
+        "retire-502",
+        "retire-timeout",
+        "retire-lost-response",
+    ],
+)
+def test_a_transient_fault_at_any_step_still_converges(
+    backends: LocalStack, services: Services, onboarded: Onboard, tenant_id: str, fault: dict
+) -> None:
+    old_key = onboarded(tenant_id)
+    backends.langsmith.control.inject_fault(count=1, **fault)
+
+    result = rotate(services, tenant_id, "r-fault", retire_now=True)
+    backends.langsmith.control.clear_faults()
+
+    assert result.outcome == "rotated", result.error
+    record = services.store.read(tenant_id)
+    assert record.key_id != old_key
+    assert current_key_works(tenant_id)
+    assert live_tool_keys(backends, tenant_id) == {record.key_id}
+    assert {PENDING, RETIRE_PENDING}.isdisjoint(_labels(services, tenant_id))
+
+
+def test_store_error_while_storing_pending_deletes_the_new_key(
+    backends: LocalStack,
+    services: Services,
+    onboarded: Onboard,
+    tenant_id: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    old_key = onboarded(tenant_id)
+    mints = _mints(backends)
+
+    # moto offers no way to fail one PutSecretValue on demand; this fault is patched in.
+    def refuse(self: SecretStore, tenant: str, *args: object, **kwargs: object) -> None:
+        raise SecretStoreError("PutSecretValue", self.name(tenant), "InternalServiceError")
+
+    monkeypatch.setattr(SecretStore, "put_version", refuse)
+    result = rotate(services, tenant_id, "r-storefail", retire_now=True)
+
+    assert result.outcome == "failed" and "InternalServiceError" in (result.error or "")
+    assert _mints(backends) == mints + 1, "a key was minted..."
+    assert live_tool_keys(backends, tenant_id) == {old_key}, "...and deleted when the store failed"
+    assert services.store.read(tenant_id).key_id == old_key
+    assert current_key_works(tenant_id)
+
+
+def test_delete_failing_after_promotion_keeps_the_durable_record(
+    backends: LocalStack, services: Services, onboarded: Onboard, tenant_id: str
+) -> None:
+    old_key = onboarded(tenant_id)
+    backends.langsmith.control.inject_fault(
+        method="DELETE", route=DELETE_KEY, action="status", status=500, count=50
+    )
+
+    result = rotate(services, tenant_id, "r-stuck", retire_now=True)
+    backends.langsmith.control.clear_faults()
+
+    # The tenant fails visibly and raises the alarm; the new key is live, the old one labelled.
+    assert result.outcome == "retire-failed" and "RetireFailed" in (result.error or "")
+    assert [e.name for e in result.events] == [
+        "tenant-keys.key.rotated",
+        "tenant-keys.retire.failed",
+    ]
+    assert current_key_works(tenant_id)
+    assert services.store.read(tenant_id, stage=RETIRE_PENDING).key_id == old_key
+    assert old_key in live_tool_keys(backends, tenant_id)
+
+    # The next rotation first finishes the retire, then rotates.
+    assert rotate(services, tenant_id, "r-after-stuck", retire_now=True).outcome == "rotated"
+    assert old_key not in live_tool_keys(backends, tenant_id)
+    assert RETIRE_PENDING not in _labels(services, tenant_id)
+    assert_no_orphans(backends, tenant_id)
+
+
+def test_a_secret_edited_into_bad_json_fails_only_its_tenant(
+    backends: LocalStack, services: Services, onboarded: Onboard, tenant_id: str
+) -> None:
+    onboarded(tenant_id)
+    sm = boto3.client("secretsmanager", endpoint_url=backends.moto.url, region_name="us-east-1")
+    sm.put_secret_value(SecretId=services.store.name(tenant_id), SecretString="{not json")
+
+    result = rotate(services, tenant_id, "r-corrupt", retire_now=True)
+
+    assert result.outcome == "failed" and "not a tenant-keys record" in (result.error or "")
+    assert "{not json" not in (result.error or "")
+
+
+def test_a_tenant_being_offboarded_is_not_rotated(
+    backends: LocalStack, services: Services, onboarded: Onboard, tenant_id: str
+) -> None:
+    key = onboarded(tenant_id)
+    services.store.set_tags(tenant_id, {TAG_OFFBOARDING: "2026-11-27T00:00:00+00:00"})
+    mints = _mints(backends)
+
+    result = rotate(services, tenant_id, "r-leaving", retire_now=True)
+
+    assert result.outcome == "offboarding"
+    assert services.store.read(tenant_id).key_id == key
+    assert _mints(backends) == mints, "no key minted for a leaving tenant"
+    assert tenant_id not in rotation_targets(services, "all")
+
+
+def test_with_a_grace_window_the_old_key_waits_then_is_retired(
+    backends: LocalStack, services: Services, onboarded: Onboard, tenant_id: str
+) -> None:
+    old_key = onboarded(tenant_id)
+    result = rotate(services, tenant_id, "r-grace", retire_now=False)
+    assert result.outcome == "rotated" and old_key in live_tool_keys(backends, tenant_id)
+    assert RETIRE_PENDING in _labels(services, tenant_id)
+
+    in_grace = replace(
+        services, settings=services.settings.model_copy(update={"grace_seconds": 3600})
+    )
+    waiting = retire(in_grace, tenant_id, "r-grace")
+    assert waiting.outcome == "waiting" and old_key in live_tool_keys(backends, tenant_id)
+
+    done = retire(services, tenant_id, "r-grace")  # grace 0: the window has passed
+    assert done.outcome == "rotated" and done.old_key_id == old_key
+    assert old_key not in live_tool_keys(backends, tenant_id)
+    assert CURRENT in _labels(services, tenant_id) and RETIRE_PENDING not in _labels(
+        services, tenant_id
+    )
+    assert_no_orphans(backends, tenant_id)
