@@ -5,6 +5,7 @@ it locks a tenant, `TenantLocks`) that returns what happened, events included, f
 caller to record. Apps trace with `TenantTracing`.
 """
 
+from tenant_keys import redact as _redact
 from tenant_keys.errors import (
     BadInput,
     ConfigError,
@@ -38,6 +39,10 @@ from tenant_keys.rotation import RotationResult, retire, rotate
 from tenant_keys.runtime import TenantTracing
 from tenant_keys.services import Services, get_services
 from tenant_keys.settings import Settings, load_settings
+
+# Every log record this process creates is scrubbed of keys, whatever logs it and however
+# logging is configured (Prefect's handlers included).
+_redact.install()
 
 __all__ = [
     "BadInput",

@@ -24,6 +24,7 @@ and none ever holds a key: callers pass key ids and secret names, never key mate
         ├── RateLimited          429, transient
         ├── ServerError          5xx, transient, maybe applied
         ├── Timeout              transient, maybe applied
+        ├── MalformedResponse    a body the tool cannot read; maybe applied if a create
         └── ConnectionFailed     transient, maybe applied once the request was sent
 """
 
@@ -224,6 +225,15 @@ class Timeout(LangSmithError):
     hint = "LangSmith did not answer in time"
     transient = True
     maybe_applied = True
+
+
+class MalformedResponse(LangSmithError):
+    """LangSmith answered with a body the tool cannot read (the message names the fields, never
+    their values). A create may have happened: its key is cleaned up by description."""
+
+    def __init__(self, route: str, fields: str, *, creates: bool) -> None:
+        self.maybe_applied = creates
+        super().__init__(route, f"unreadable response ({fields})")
 
 
 class ConnectionFailed(LangSmithError):

@@ -142,18 +142,22 @@ def mint_key(
     """
     description = key_description(tenant_id, rotation_id)
     expires_at = utcnow() + timedelta(days=services.settings.key_lifetime_days)
-    try:
-        return home.mint(services.langsmith, description, expires_at=expires_at)
-    except LangSmithError as exc:
-        if not exc.maybe_applied:
-            raise
-        log.warning(
-            "key create for %s may have been applied (%s): cleaning up and minting again",
-            tenant_id,
-            type(exc).__name__,
-        )
-    delete_keys_described(services.langsmith, description, home)
-    return home.mint(services.langsmith, description, expires_at=expires_at)
+    for attempt in (1, 2):
+        try:
+            return home.mint(services.langsmith, description, expires_at=expires_at)
+        except LangSmithError as exc:
+            if not exc.maybe_applied:
+                raise
+            log.warning(
+                "key create for %s may have been applied (%s): cleaning up%s",
+                tenant_id,
+                type(exc).__name__,
+                " and minting again" if attempt == 1 else "",
+            )
+            delete_keys_described(services.langsmith, description, home)
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
 
 
 def delete_keys_described(

@@ -12,6 +12,8 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError
 
+from tenant_keys.redact import remember
+
 # -- staging labels --------------------------------------------------------------------------
 CURRENT = "AWSCURRENT"  # the live key; apps read this
 PENDING = "AWSPENDING"  # a key minted by an unfinished rotation
@@ -52,6 +54,9 @@ class TenantKeyRecord(BaseModel):
     issued_at: datetime
     expires_at: datetime | None
     rotation_id: str
+
+    def model_post_init(self, context: object) -> None:
+        remember(self.api_key)  # from here on, no text this process writes may hold it
 
     def to_secret_string(self) -> str:
         data = self.model_dump(mode="json")

@@ -8,6 +8,7 @@ every move a compare-and-swap.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -55,6 +56,7 @@ class SecretStore:
             ),
         )
         self._writes = TokenBucket(writes_per_second, burst=max(1.0, writes_per_second / 10))
+        quiet_request_bodies()
 
     def name(self, tenant_id: str) -> str:
         return f"{self.prefix}{tenant_id}"
@@ -236,6 +238,14 @@ class SecretStore:
             return dict(method(**kwargs))
         except (ClientError, BotoCoreError) as exc:
             raise _store_error(operation, name, exc) from None
+
+
+def quiet_request_bodies() -> None:
+    """botocore logs each request's and response's body at DEBUG, secret values included:
+    those two loggers stay at INFO whatever the logging settings (the redactor is the second
+    net)."""
+    for name in ("botocore.endpoint", "botocore.parsers"):
+        logging.getLogger(name).setLevel(logging.INFO)
 
 
 _HINTS = {

@@ -21,12 +21,12 @@ from __future__ import annotations
 
 import copy
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime
 from typing import Any, TypeVar
 
 import httpx2 as httpx
-from pydantic import BaseModel, SecretStr
+from pydantic import BaseModel, SecretStr, TypeAdapter, ValidationError
 from tenacity import (
     RetryCallState,
     Retrying,
@@ -42,6 +42,7 @@ from tenant_keys.errors import (
     ConnectionFailed,
     Forbidden,
     LangSmithError,
+    MalformedResponse,
     NotFound,
     OrgKeyNeedsWorkspace,
     RateLimited,
@@ -64,6 +65,7 @@ log = logging.getLogger(__name__)
 
 PAGE_SIZE = 100  # the API's maximum `limit`
 M = TypeVar("M", bound=BaseModel)
+T = TypeVar("T")
 
 
 def normalize_base_url(url: str) -> str:
@@ -358,12 +360,18 @@ class LangSmithAdmin:
         return True
 
     def _call(self, model: type[M], method: str, template: str, **kwargs: Any) -> M:
-        return model.model_validate(self._request(method, template, **kwargs).json())
+        response = self._request(method, template, **kwargs)
+        return _parse(
+            f"{method} {template}", lambda: model.model_validate_json(response.content), kwargs
+        )
 
     def _call_list(self, model: type[M], method: str, template: str, **kwargs: Any) -> list[M]:
-        return [
-            model.model_validate(item) for item in self._request(method, template, **kwargs).json()
-        ]
+        response = self._request(method, template, **kwargs)
+        return _parse(
+            f"{method} {template}",
+            lambda: TypeAdapter(list[model]).validate_json(response.content),  # type: ignore[valid-type]
+            kwargs,
+        )
 
     def _request(
         self,
@@ -415,6 +423,18 @@ class LangSmithAdmin:
             ),
         )
         return retrying(attempt)
+
+
+def _parse(route: str, parse: Callable[[], T], request: Mapping[str, Any]) -> T:
+    """A response body as the model; a body that does not fit is `MalformedResponse`, whose
+    text names the fields only: pydantic's own would quote the values, a key among them."""
+    try:
+        return parse()
+    except ValidationError as exc:
+        fields = sorted({".".join(str(p) for p in e["loc"]) or "<body>" for e in exc.errors()})
+        raise MalformedResponse(
+            route, ", ".join(fields), creates=bool(request.get("creates"))
+        ) from None
 
 
 _backoff = wait_exponential_jitter(multiplier=0.2, max=10.0, jitter=0.3)

@@ -11,6 +11,8 @@ from decimal import Decimal
 
 from pydantic import BaseModel, ConfigDict, SecretStr
 
+from tenant_keys.redact import remember
+
 
 class _Response(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
@@ -47,6 +49,9 @@ class CreatedApiKey(ApiKeyInfo):
     """APIKeyCreateResponse: the only response that carries the secret."""
 
     key: SecretStr
+
+    def model_post_init(self, context: object) -> None:
+        remember(self.key)  # from here on, no text this process writes may hold it
 
 
 class Workspace(_Response):

@@ -1,15 +1,17 @@
 from __future__ import annotations
 
 import logging
+import secrets
 import threading
 import time
 
 import pytest
+from pydantic import SecretStr
 
 from tenant_keys.errors import ConfigError
 from tenant_keys.langsmith.client import normalize_base_url
 from tenant_keys.ratelimit import TokenBucket
-from tenant_keys.redact import RedactingFilter, redact
+from tenant_keys.redact import install, redact, remember, scrub
 from tenant_keys.settings import load_settings
 
 FAKE_KEY = "lsv2_sk_" + "cd" * 16 + "_9876543210"
@@ -51,8 +53,34 @@ def test_base_url_never_doubles_the_api_prefix(url: str, base: str) -> None:
 def test_redact_scrubs_key_shapes_in_text_and_log_records() -> None:
     assert FAKE_KEY not in redact(f"boom {FAKE_KEY} boom")
     record = logging.LogRecord("x", logging.INFO, __file__, 1, "got %s", (FAKE_KEY,), None)
-    RedactingFilter().filter(record)
+    scrub(record)
     assert FAKE_KEY not in record.getMessage()
+
+
+def test_a_known_keys_tail_is_redacted_without_its_prefix() -> None:
+    key = "lsv2_sk_" + secrets.token_hex(16) + "_" + secrets.token_hex(5)
+    tail = key[-20:]
+    assert tail in redact(f"input_value='{tail}'"), "unknown: only the key's shape is caught"
+    remember(SecretStr(key))
+    assert tail not in redact(f"input_value='{tail}'")
+    assert key[8:24] not in redact(f"...{key[8:24]}...")
+    assert "an ordinary sentence" in redact("an ordinary sentence")
+
+
+def test_every_log_record_is_scrubbed_with_its_exception(caplog: pytest.LogCaptureFixture) -> None:
+    key = "lsv2_sk_" + secrets.token_hex(16) + "_" + secrets.token_hex(5)
+    remember(key)
+    install()
+    logger = logging.getLogger("tests.any.library")
+    with caplog.at_level(logging.DEBUG, logger="tests.any.library"):
+        logger.debug("body: %s", {"SecretString": key[5:]})
+        try:
+            raise ValueError(f"bad input_value={key[-30:]}")
+        except ValueError:
+            logger.exception("failed")
+    text = caplog.text
+    assert "body:" in text and "ValueError" in text
+    assert key[5:] not in text and key[-30:] not in text
 
 
 def test_token_bucket_paces_concurrent_callers() -> None:
