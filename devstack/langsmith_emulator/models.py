@@ -1,4 +1,4 @@
-"""Pydantic models of the request bodies that cross the boundary (from openapi.subset.json)."""
+"""Pydantic models of the request bodies that cross the boundary (from the LangSmith spec, openapi.json)."""
 
 from __future__ import annotations
 

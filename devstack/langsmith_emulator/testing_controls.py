@@ -45,13 +45,14 @@ UNMATCHED = "(unmatched)"
 
 
 def normalize_route(route: str) -> str:
-    """``/sessions/{id}`` and ``/api/v1/sessions/{id}`` -> ``/api/v1/sessions/{id}``."""
+    """``/sessions/{id}`` and ``/api/v1/sessions/{id}`` -> ``/api/v1/sessions/{id}``;
+    ``/v2/runs/query`` and ``/api/v2/runs/query`` -> ``/api/v2/runs/query``."""
     route = route.strip()
-    if route in ("*", "") or route.startswith("/api/v1") or route == UNMATCHED:
+    if route in ("*", "") or route.startswith("/api/") or route == UNMATCHED:
         return route or "*"
     if not route.startswith("/"):
         route = "/" + route
-    return "/api/v1" + route
+    return ("/api" if route.startswith("/v2/") else "/api/v1") + route
 
 
 def rate_class(method: str, route: str) -> str:
@@ -312,22 +313,20 @@ class TestingControls:
 
 
 def make_route_resolver(routes: list[tuple[str, set[str]]]) -> Callable[[dict[str, Any]], str]:
-    """Normalised ``/api/v1`` route template of a request.
+    """Normalised route template of a request (``/api/v1/...`` or ``/api/v2/...``).
 
-    ``routes`` are (template, methods) pairs as declared on the API routers (unprefixed); a
-    request path matches a template in its ``/api/v1`` form or unprefixed.
+    ``routes`` are the (template, methods) pairs the API serves, in every prefix form.
     """
     table = []
     for template, methods in routes:
         regex, _, _ = compile_path(template)
-        prefixed, _, _ = compile_path("/api/v1" + template)
-        table.append((regex, prefixed, {m.upper() for m in methods}, normalize_route(template)))
+        table.append((regex, {m.upper() for m in methods}, normalize_route(template)))
 
     def resolve(scope: dict[str, Any]) -> str:
         path, method = scope["path"], scope["method"]
         partial = None
-        for regex, prefixed, methods, name in table:
-            if regex.match(path) or prefixed.match(path):
+        for regex, methods, name in table:
+            if regex.match(path):
                 if method in methods or (method == "HEAD" and "GET" in methods):
                     return name
                 if partial is None:
