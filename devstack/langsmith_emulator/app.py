@@ -16,6 +16,7 @@ from . import (
     routes_projects,
     routes_runs,
     routes_usage,
+    routes_v2,
 )
 from .errors import (
     ApiError,
@@ -30,6 +31,7 @@ from .state import Store
 from .testing_controls import ControlMiddleware, TestingControls, make_route_resolver
 
 V1 = ("/api/v1", "")  # the spec's /api/v1 form and the unprefixed form the SDK calls
+V2 = ("/api", "")  # the SDK's /api/v2 form and the spec's /v2 form
 
 # Each router with the prefixes it is served under.
 API_MOUNTS: tuple[tuple[APIRouter, tuple[str, ...]], ...] = (
@@ -40,6 +42,7 @@ API_MOUNTS: tuple[tuple[APIRouter, tuple[str, ...]], ...] = (
     (routes_usage.router, V1),
     (routes_runs.router, V1),
     (routes_runs.ingest_router, ("",)),
+    (routes_v2.router, V2),
 )
 
 

@@ -120,6 +120,36 @@ class RunsQueryBody(_RunFilter):
     skip_prev_cursor: bool = False
 
 
+V2RunType = Literal["TOOL", "CHAIN", "LLM", "RETRIEVER", "EMBEDDING", "PROMPT", "PARSER"]
+
+
+class QueryRunsBody(_Body):
+    """``query.QueryRunsRequestBody`` (``POST /v2/runs/query``), plus the SDK's extra filters."""
+
+    project_ids: list[UUID] | None = None
+    reference_dataset_id: UUID | None = None
+    min_start_time: datetime | None = None
+    max_start_time: datetime | None = None
+    page_size: int = Field(default=100, ge=1, le=1000)
+    cursor: str | None = None
+    selects: list[str] | None = None  # query.RunSelectField, checked against the spec's enum
+    is_root: bool | None = None
+    has_error: bool | None = None
+    ids: list[UUID] | None = None
+    trace_id: UUID | None = None
+    run_type: V2RunType | None = None
+    reference_examples: list[UUID] | None = None
+    sort_order: Literal["ASC", "DESC"] = "DESC"
+    # Expressions and AI search, which the emulator does not evaluate (refused with a 400).
+    filter: str | None = None
+    trace_filter: str | None = None
+    tree_filter: str | None = None
+    ai_query: str | None = None
+    ai_search: str | None = None
+    sem_filter: str | None = None
+    include_subtree_usage: bool = False
+
+
 # ---------------------------------------------------------------- control API (/_emulator/*)
 
 

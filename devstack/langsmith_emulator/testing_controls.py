@@ -28,7 +28,7 @@ from typing import Any
 
 from starlette.routing import compile_path
 
-from .errors import INGEST_ROUTES, error_body
+from .errors import ErrorStyle, error_body, error_style
 from .responses import _dumps
 from .state import Store, hash_secret
 
@@ -387,9 +387,7 @@ class ControlMiddleware:
         scope["state"]["emu_route"] = f"{method} {route}"
         scope["state"]["emu_key_id"] = key_id
         ctl = self.controls
-        ingest = f"{method} {route}" in INGEST_ROUTES or (
-            method == "PATCH" and path.startswith("/runs/")
-        )
+        style = error_style(method, route, path)
 
         delay = ctl.delay_seconds(method, route)
         if delay > 0:
@@ -400,7 +398,7 @@ class ControlMiddleware:
             await _send_json(
                 send,
                 429,
-                error_body(ingest, "Rate limit exceeded", "rate_limit_exceeded"),
+                error_body(style, 429, "Rate limit exceeded", "rate_limit_exceeded", instance=path),
                 {"Retry-After": _retry_after(wait)},
             )
             ctl.record(method, route, key_id, 429, None)
@@ -435,7 +433,7 @@ class ControlMiddleware:
                 await self._drop(receive, send)
                 ctl.record(method, route, key_id, "dropped", fault.id)
             else:
-                await self._send_fault(send, fault, ingest)
+                await self._send_fault(send, fault, style, path)
                 ctl.record(method, route, key_id, fault.status, fault.id)
             return
 
@@ -457,7 +455,7 @@ class ControlMiddleware:
             await self._drop(receive, send)
             ctl.record(method, route, key_id, "dropped", fault.id)
         else:
-            await self._send_fault(send, fault, ingest)
+            await self._send_fault(send, fault, style, path)
             ctl.record(method, route, key_id, fault.status, fault.id)
 
     @staticmethod
@@ -491,11 +489,12 @@ class ControlMiddleware:
         return replay
 
     @staticmethod
-    async def _send_fault(send, fault: Fault, ingest: bool) -> None:
+    async def _send_fault(send, fault: Fault, style: ErrorStyle, path: str) -> None:
         headers = {}
         if fault.retry_after is not None:
             headers["Retry-After"] = _retry_after(fault.retry_after)
-        body = fault.body or error_body(ingest, f"Injected fault (status {fault.status})")
+        message = f"Injected fault (status {fault.status})"
+        body = fault.body or error_body(style, fault.status, message, instance=path)
         await _send_json(send, fault.status, body, headers)
 
     @staticmethod

@@ -33,6 +33,7 @@ PRODUCT_OPERATIONS = [
     ("DELETE", "/api/v1/orgs/current/service-keys/{api_key_id}"),
     ("GET", "/api/v1/usage-limits"),
     ("PUT", "/api/v1/usage-limits"),
+    ("POST", "/v2/runs/query"),  # client.runs.query(), which replaces Client.list_runs
 ]
 
 
