@@ -171,7 +171,8 @@ class ConfigureBody(_Body):
     latency_ms: float | None = Field(default=None, ge=0)
     latency_jitter_ms: float | None = Field(default=None, ge=0)
     route_latency_ms: dict[str, float] | None = None  # {"POST /api/v1/api-key": 120}
-    rate_limits: bool | dict[str, int] | None = None
+    # True: the Cloud table; a dict overrides classes (count, "count/seconds" or an object).
+    rate_limits: bool | dict[str, int | str | dict[str, float]] | None = None
     rate_window_seconds: float | None = Field(default=None, gt=0)
 
 
