@@ -104,6 +104,15 @@ class EmulatorControl:
     def state(self) -> dict[str, Any]:
         return self._call("GET", "/state")
 
+    def configure_org(self, **caps: int | None) -> dict[str, Any]:
+        """Set the org's key-lifetime caps: ``max_api_key_expiry_days``,
+        ``max_service_key_expiry_days``, ``max_pat_expiry_days`` (None clears one). Returns the
+        org's ``OrganizationInfo``, as ``GET /api/v1/orgs/current/info`` shows it."""
+        return self._call("POST", "/org", json=caps)
+
+    def org(self) -> dict[str, Any]:
+        return self._call("GET", "/org")
+
     def advance_clock(self, seconds: float) -> float:
         return self._call("POST", "/clock", json={"advance_seconds": seconds})["offset_seconds"]
 

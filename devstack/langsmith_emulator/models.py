@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -150,6 +150,31 @@ class QueryRunsBody(_Body):
     include_subtree_usage: bool = False
 
 
+ExpiryDays = Annotated[int, Field(ge=1)]  # a cap of zero days or fewer would refuse every key
+
+
+class OrganizationUpdate(_Body):
+    """The spec's ``OrganizationUpdate`` (``unshare_all``, an action, is not emulated)."""
+
+    display_name: str | None = Field(default=None, min_length=1, pattern=r"^[a-zA-Z0-9\-_ ]+$")
+    public_sharing_disabled: bool | None = None
+    pat_creation_disabled: bool | None = None
+    jit_provisioning_enabled: bool | None = None
+    workspace_admin_can_invite_to_org: bool | None = None
+    invites_enabled: bool | None = None
+    max_api_key_expiry_days: ExpiryDays | None = None
+    security_contact: str | None = Field(default=None, pattern=r"^[^@\s]+@[^@\s]+$")
+    max_pat_expiry_days: ExpiryDays | None = None
+    max_service_key_expiry_days: ExpiryDays | None = None
+    scim_group_name_separator: str | None = Field(default=None, min_length=1, max_length=1)
+    llm_auth_proxy_enabled: bool | None = None
+    llm_auth_proxy_jwt_audience: str | None = None
+    ip_allowlist: list[str] | None = None
+    restrict_browser_secrets: bool | None = None
+    llm_auth_proxy_allowed_urls: list[str] | None = None
+    engine_enabled: bool | None = None
+
+
 # ---------------------------------------------------------------- control API (/_emulator/*)
 
 
@@ -174,6 +199,15 @@ class ConfigureBody(_Body):
     # True: the Cloud table; a dict overrides classes (count, "count/seconds" or an object).
     rate_limits: bool | dict[str, int | str | dict[str, float]] | None = None
     rate_window_seconds: float | None = Field(default=None, gt=0)
+
+
+class OrgSettingsBody(_Body):
+    """``POST /_emulator/org``: the org's key-lifetime caps (an explicit null clears one)."""
+
+    model_config = ConfigDict(extra="forbid")
+    max_api_key_expiry_days: ExpiryDays | None = None
+    max_service_key_expiry_days: ExpiryDays | None = None
+    max_pat_expiry_days: ExpiryDays | None = None
 
 
 class ClockBody(_Body):

@@ -34,6 +34,7 @@ PRODUCT_OPERATIONS = [
     ("GET", "/api/v1/usage-limits"),
     ("PUT", "/api/v1/usage-limits"),
     ("POST", "/v2/runs/query"),  # client.runs.query(), which replaces Client.list_runs
+    ("GET", "/api/v1/orgs/current/info"),  # the org's key-lifetime caps
 ]
 
 
