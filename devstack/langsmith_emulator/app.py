@@ -9,6 +9,7 @@ from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from . import (
+    routes_audit,
     routes_control,
     routes_info,
     routes_keys,
@@ -41,6 +42,7 @@ API_MOUNTS: tuple[tuple[APIRouter, tuple[str, ...]], ...] = (
     (routes_keys.router, V1),
     (routes_org.router, V1),
     (routes_org_info.router, V1),
+    (routes_audit.router, V1),
     (routes_usage.router, V1),
     (routes_runs.router, V1),
     (routes_runs.ingest_router, ("",)),

@@ -7,9 +7,10 @@ from datetime import datetime, timedelta
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
+from .audit import note_resources
 from .auth import Principal, org_admin, ws_read, ws_write
 from .clock import as_aware
 from .errors import ApiError, validation_error
@@ -74,6 +75,7 @@ def _sorted_keys(keys: list[ApiKey]) -> list[ApiKey]:
 
 @router.post("/api-key")
 async def create_api_key(
+    request: Request,
     principal: Annotated[Principal, Depends(ws_write)],
     body: APIKeyCreateRequest | None = None,
 ) -> Response:
@@ -94,6 +96,7 @@ async def create_api_key(
         created_by_key_id=principal.key.id,
         **fields,
     )
+    note_resources(request, key.id)
     return _created(store, key, secret)
 
 
@@ -146,6 +149,7 @@ async def list_service_keys(principal: Annotated[Principal, Depends(org_admin)])
 
 @router.post("/orgs/current/service-keys")
 async def create_service_key(
+    request: Request,
     principal: Annotated[Principal, Depends(org_admin)],
     body: APIKeyCreateRequest | None = None,
 ) -> Response:
@@ -176,6 +180,7 @@ async def create_service_key(
         created_by_key_id=principal.key.id,
         **fields,
     )
+    note_resources(request, key.id)
     return _created(store, key, secret)
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from .audit import AuditLog
 from .clock import Clock, iso
 
 # Fixed role ids (deterministic, documented in docs/langsmith-emulator.md).
@@ -299,6 +300,7 @@ class Store:
             self.project_index: dict[str, str] = {}  # project id -> workspace id
             self.run_index: dict[str, str] = {}  # run id -> project id
             self.pending_patches: dict[str, dict[str, Any]] = {}
+            self.audit = AuditLog()
             ws = Workspace(b.workspace_id, b.org_id, "Default Workspace", now)
             self.workspaces[ws.id] = ws
             self._add_key(

@@ -445,6 +445,7 @@ class ControlMiddleware:
                 await self.app(scope, receive, tracking_send)
             finally:
                 ctl.record(method, route, key_id, status["code"] or 500, None)
+                self._audit(scope, f"{method} {route}", status["code"] or 500)
             return
 
         if fault.when == "before":
@@ -457,6 +458,7 @@ class ControlMiddleware:
                     await self.app(scope, replay, tracking_send)
                 finally:
                     ctl.record(method, route, key_id, status["code"] or 500, fault.id)
+                    self._audit(scope, f"{method} {route}", status["code"] or 500)
             elif fault.action == "drop":
                 await self._drop(receive, send)
                 ctl.record(method, route, key_id, "dropped", fault.id)
@@ -474,6 +476,7 @@ class ControlMiddleware:
             buffered.append(message)
 
         await self.app(scope, receive, buffering_send)
+        self._audit(scope, f"{method} {route}", status["code"] or 500)  # it was performed
         if fault.action == "hang":
             await asyncio.sleep(fault.hang_seconds or 0.0)
             for message in buffered:
@@ -485,6 +488,25 @@ class ControlMiddleware:
         else:
             await self._send_fault(send, fault, style, path)
             ctl.record(method, route, key_id, fault.status, fault.id)
+
+    def _audit(self, scope: dict[str, Any], route: str, status: int) -> None:
+        """The audit record of a request the API answered, if a key authenticated it."""
+        state = scope.get("state", {})
+        key_id = state.get("emu_auth_key_id")
+        if key_id is None:
+            return
+        path: str = scope["path"]
+        self.store.audit.record(
+            route,
+            time=self.store.clock.now(),
+            api_key_id=key_id,
+            organization_id=state["emu_org_id"],
+            workspace_id=state.get("emu_workspace_id"),
+            path=path,
+            status=status,
+            client=scope.get("client"),
+            resource_ids=[*path.split("/"), *state.get("emu_resource_ids", [])],
+        )
 
     @staticmethod
     async def _hang_before(receive, seconds: float):

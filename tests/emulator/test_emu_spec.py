@@ -35,6 +35,7 @@ PRODUCT_OPERATIONS = [
     ("PUT", "/api/v1/usage-limits"),
     ("POST", "/v2/runs/query"),  # client.runs.query(), which replaces Client.list_runs
     ("GET", "/api/v1/orgs/current/info"),  # the org's key-lifetime caps
+    ("GET", "/api/v1/audit-logs"),  # evidence of what a key did and when
 ]
 
 
