@@ -144,3 +144,11 @@ def test_the_older_catch_all_name_keeps_its_minute(emulator):
 def test_bad_override_is_422(emulator, api, bad):
     r = api.http.post("/_emulator/config", json={"rate_limits": bad})
     assert r.status_code == 422
+
+
+def test_reset_keeping_the_config_keeps_the_overrides(emulator):
+    emulator.control.configure(rate_limits={"runs_query": "3/30"})
+    emulator.control.reset(keep_config=True)
+    cfg = emulator.control.config()
+    assert cfg["rate_limits_enabled"]
+    assert cfg["rate_limits"]["runs_query"] == {"count": 3, "interval_seconds": 30}
