@@ -1,4 +1,5 @@
-"""Pydantic models of the request bodies that cross the boundary (from the LangSmith spec, openapi.json)."""
+"""Pydantic models of the request bodies that cross the boundary (from the LangSmith spec,
+openapi.json)."""
 
 from __future__ import annotations
 

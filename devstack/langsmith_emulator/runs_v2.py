@@ -199,6 +199,11 @@ def _decode_cursor(cursor: str) -> tuple[datetime, str]:
         raise ApiError(400, "invalid cursor", remedy="Pass next_cursor back unmodified.") from None
 
 
+def _after_cursor(key: tuple[datetime, str], last: tuple[datetime, str], desc: bool) -> bool:
+    """Whether a run comes after the cursor's run in the query's order."""
+    return key < last if desc else key > last
+
+
 def _projects(ws: Workspace, body: QueryRunsBody) -> list[Project]:
     if bool(body.project_ids) == (body.reference_dataset_id is not None):
         raise ApiError(
@@ -277,11 +282,7 @@ def query_runs(store: Store, ws: Workspace, body: QueryRunsBody) -> dict[str, An
     runs.sort(key=lambda r: (r.start_time, r.id), reverse=desc)
     if body.cursor:
         last = _decode_cursor(body.cursor)
-        runs = [
-            r
-            for r in runs
-            if ((r.start_time, r.id) < last if desc else (r.start_time, r.id) > last)
-        ]
+        runs = [r for r in runs if _after_cursor((r.start_time, r.id), last, desc)]
     page, has_more = runs[: body.page_size], len(runs) > body.page_size
     by_id = {p.id: p for p in projects}
     out: dict[str, Any] = {

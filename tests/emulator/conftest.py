@@ -1,8 +1,9 @@
 """One in-process LangSmith emulator for the emulator suite, reset before every test.
 
 ``api`` is an httpx client whose every response is validated against LangSmith's full spec
-(the emulator package's openapi.json); ``sdk_client(key)`` builds a real ``langsmith.Client`` whose responses are validated the
-same way (failures are collected and fail the test at teardown).
+(the emulator package's openapi.json); ``sdk_client(key)`` builds a real ``langsmith.Client``
+whose responses, the /v2 ones included, are validated the same way (failures are collected
+and fail the test at teardown).
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""The emulator against the full LangSmith spec: nothing invented, nothing the product needs missing."""
+"""The emulator against the full LangSmith spec: nothing invented, nothing the product needs
+missing."""
 
 from __future__ import annotations
 
