@@ -22,12 +22,15 @@ from devstack.langsmith_emulator import EmulatorServer
 
 from . import spec
 
-# Warnings from the langsmith SDK are errors in this suite, so a deprecated read
-# (Client.list_runs, read_run) fails here rather than when the SDK drops it. The SDK attributes
-# its deprecations to the caller (stacklevel), hence the filter by category as well as by module.
+# Warnings from the langsmith SDK (deprecations, beta notices, LangSmithWarning) are errors in
+# this suite, so a deprecated read (Client.list_runs, read_run) fails here rather than when the
+# SDK drops it. The SDK attributes its warnings to the caller (stacklevel), hence the filters by
+# category as well as by module.
 LANGSMITH_WARNING_FILTERS = (
     "error::DeprecationWarning:langsmith",
     "error::langsmith._internal._beta_decorator.LangSmithDeprecationWarning",
+    "error::langsmith._internal._beta_decorator.LangSmithBetaWarning",
+    "error::langsmith.utils.LangSmithWarning",
 )
 
 
