@@ -10,6 +10,7 @@ See docs/langsmith-emulator.md.
 """
 
 from .control import EmulatorControl
+from .ratelimits import CLOUD_RATE_LIMITS, RateLimitClass, rate_limit_class
 from .server import EmulatorServer
 from .state import (
     ORGANIZATION_ADMIN,
@@ -19,10 +20,13 @@ from .state import (
 )
 
 __all__ = [
+    "CLOUD_RATE_LIMITS",
     "ORGANIZATION_ADMIN",
     "ORGANIZATION_USER",
     "WORKSPACE_ADMIN",
     "WORKSPACE_READER",
     "EmulatorControl",
     "EmulatorServer",
+    "RateLimitClass",
+    "rate_limit_class",
 ]

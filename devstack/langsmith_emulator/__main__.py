@@ -31,7 +31,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--org-id", default=None, help="organization UUID (default: random)")
     parser.add_argument("--workspace-id", default=None, help="default workspace UUID")
     parser.add_argument("--latency-ms", type=float, default=0.0, help="added to every call")
-    parser.add_argument("--rate-limits", action="store_true", help="enable LangSmith rate limits")
+    parser.add_argument(
+        "--rate-limits", action="store_true", help="enable LangSmith Cloud's rate limits"
+    )
     parser.add_argument("--info-file", default=None, help="write url, ids and keys as JSON here")
     args = parser.parse_args(argv)
 

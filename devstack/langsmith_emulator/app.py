@@ -3,19 +3,22 @@ the ``/_emulator`` control API, error handlers, and the test-control middleware 
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from . import (
+    routes_audit,
     routes_control,
     routes_info,
     routes_keys,
     routes_org,
+    routes_org_info,
     routes_projects,
     routes_runs,
     routes_usage,
+    routes_v2,
 )
 from .errors import (
     ApiError,
@@ -29,14 +32,33 @@ from .errors import (
 from .state import Store
 from .testing_controls import ControlMiddleware, TestingControls, make_route_resolver
 
-API_ROUTERS = (
-    routes_info.router,
-    routes_projects.router,
-    routes_keys.router,
-    routes_org.router,
-    routes_usage.router,
-    routes_runs.router,
+V1 = ("/api/v1", "")  # the spec's /api/v1 form and the unprefixed form the SDK calls
+V2 = ("/api", "")  # the SDK's /api/v2 form and the spec's /v2 form
+
+# Each router with the prefixes it is served under.
+API_MOUNTS: tuple[tuple[APIRouter, tuple[str, ...]], ...] = (
+    (routes_info.router, V1),
+    (routes_projects.router, V1),
+    (routes_keys.router, V1),
+    (routes_org.router, V1),
+    (routes_org_info.router, V1),
+    (routes_audit.router, V1),
+    (routes_usage.router, V1),
+    (routes_runs.router, V1),
+    (routes_runs.ingest_router, ("",)),
+    (routes_v2.router, V2),
 )
+
+
+def served_routes() -> list[tuple[str, set[str]]]:
+    """Every (path template, methods) the API serves, in every prefix form."""
+    return [
+        (prefix + route.path, set(route.methods))
+        for router, prefixes in API_MOUNTS
+        for route in router.routes
+        if isinstance(route, APIRoute)
+        for prefix in prefixes
+    ]
 
 
 def create_app(store: Store, controls: TestingControls) -> ControlMiddleware:
@@ -48,21 +70,15 @@ def create_app(store: Store, controls: TestingControls) -> ControlMiddleware:
     )
     api.state.store = store
     api.state.controls = controls
-    for router in API_ROUTERS:
-        api.include_router(router, prefix="/api/v1")
-        api.include_router(router)
+    for router, prefixes in API_MOUNTS:
+        for prefix in prefixes:
+            api.include_router(router, prefix=prefix)
     api.include_router(routes_control.router)
     api.add_exception_handler(ValidationApiError, validation_api_error_handler)
     api.add_exception_handler(ApiError, api_error_handler)
     api.add_exception_handler(RequestValidationError, validation_error_handler)
     api.add_exception_handler(StarletteHTTPException, http_error_handler)
     api.add_exception_handler(Exception, unhandled_error_handler)
-    routes = [
-        (r.path, set(r.methods))
-        for router in API_ROUTERS
-        for r in router.routes
-        if isinstance(r, APIRoute)
-    ]
-    app = ControlMiddleware(api, store, controls, make_route_resolver(routes))
+    app = ControlMiddleware(api, store, controls, make_route_resolver(served_routes()))
     app.api = api  # type: ignore[attr-defined]
     return app

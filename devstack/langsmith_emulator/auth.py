@@ -77,6 +77,9 @@ def authenticate(request: Request) -> ApiKey:
         if key.is_expired(now):
             raise ApiError(401, "API key has expired")
         key.last_used_at = now
+    # For the audit record of this request (testing_controls.py writes it once answered).
+    request.state.emu_auth_key_id = key.id
+    request.state.emu_org_id = key.org_id
     return key
 
 
@@ -117,6 +120,7 @@ def resolve_workspace(request: Request, *, write: bool) -> Principal:
             if key.workspaces is not None and ws.id not in key.workspaces:
                 raise ApiError(403, "API key does not have access to the workspace in X-Tenant-Id")
     principal = Principal(key=key, store=store, workspace=ws)
+    request.state.emu_workspace_id = ws.id
     if write and not principal.can_write:
         raise ApiError(403, "API key role is read-only (WORKSPACE_READER)")
     return principal

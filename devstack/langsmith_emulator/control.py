@@ -60,12 +60,16 @@ class EmulatorControl:
     def configure(
         self,
         latency_ms: float | None = None,
-        rate_limits: bool | dict[str, int] | None = None,
+        rate_limits: bool | dict[str, int | str | dict[str, float]] | None = None,
         *,
         latency_jitter_ms: float | None = None,
         route_latency_ms: dict[str, float] | None = None,
         rate_window_seconds: float | None = None,
     ) -> dict[str, Any]:
+        """``rate_limits``: True turns on LangSmith Cloud's table (``ratelimits.py``), False off;
+        a dict turns it on with some classes overridden: ``{"runs_query": 2}`` (count, the
+        class's interval kept), ``{"runs_query": "2/60"}`` or ``{"runs_query": {"count": 2,
+        "interval_seconds": 60}}``. ``rate_window_seconds`` sets one interval for every class."""
         body = {
             "latency_ms": latency_ms,
             "rate_limits": rate_limits,
@@ -99,6 +103,15 @@ class EmulatorControl:
 
     def state(self) -> dict[str, Any]:
         return self._call("GET", "/state")
+
+    def configure_org(self, **caps: int | None) -> dict[str, Any]:
+        """Set the org's key-lifetime caps: ``max_api_key_expiry_days``,
+        ``max_service_key_expiry_days``, ``max_pat_expiry_days`` (None clears one). Returns the
+        org's ``OrganizationInfo``, as ``GET /api/v1/orgs/current/info`` shows it."""
+        return self._call("POST", "/org", json=caps)
+
+    def org(self) -> dict[str, Any]:
+        return self._call("GET", "/org")
 
     def advance_clock(self, seconds: float) -> float:
         return self._call("POST", "/clock", json={"advance_seconds": seconds})["offset_seconds"]

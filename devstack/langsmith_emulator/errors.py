@@ -1,21 +1,29 @@
-"""Error responses in the shapes LangSmith uses.
+"""Error responses in the shapes LangSmith uses, one per family of paths.
 
-Management paths (FastAPI backend) answer ``{"detail": ...}``; the trace-ingest paths (the Go
-ingest service: ``/runs``, ``/runs/batch``, ``/runs/multipart``, ``PATCH /runs/{id}``) answer
-``runs.ErrorResponse`` ``{"error": ..., "details": ...}``. A machine-readable code, when there is
-one (``org_scoped_key_requires_workspace``), is always put in ``error``, which is where the SDK
-looks for it.
+* ``platform``: management paths (FastAPI backend) answer ``{"detail": ...}``, validation
+  errors ``HTTPValidationError`` ``{"detail": [{loc, msg, type}]}``.
+* ``ingest``: the trace-ingest paths (the Go ingest service: ``/runs``, ``/runs/batch``,
+  ``/runs/multipart``, unprefixed ``PATCH /runs/{id}``) answer ``runs.ErrorResponse``
+  ``{"error": ..., "details": ...}``.
+* ``v2``: the SmithDB API (``/api/v2/...``) answers RFC 7807 ``shared.ProblemDetails``
+  ``{type, title, status, detail, instance, remedy}``.
+
+A machine-readable code, when there is one (``org_scoped_key_requires_workspace``), is put in
+``error``, which is where the SDK looks for it.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from http import HTTPStatus
+from typing import Any, Literal
 
 from fastapi import Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
+
+ErrorStyle = Literal["platform", "ingest", "v2"]
 
 INGEST_ROUTES = {
     "POST /api/v1/runs",
@@ -32,24 +40,53 @@ class ApiError(Exception):
         *,
         code: str | None = None,
         headers: dict[str, str] | None = None,
+        remedy: str | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         self.code = code
         self.headers = headers
+        self.remedy = remedy
 
 
-def is_ingest_request(request: Request) -> bool:
-    route = request.scope.get("state", {}).get("emu_route", "")
-    if route in INGEST_ROUTES:
-        return True
+def error_style(method: str, route: str, path: str) -> ErrorStyle:
+    """``route`` is the normalised template (``/api/v1/...``, ``/api/v2/...``)."""
+    if route.startswith("/api/v2/"):
+        return "v2"
+    if f"{method} {route}" in INGEST_ROUTES:
+        return "ingest"
     # PATCH /runs/{id} unprefixed is the ingest service; /api/v1/runs/{id} is the platform API.
-    return request.method == "PATCH" and request.url.path.startswith("/runs/")
+    return "ingest" if method == "PATCH" and path.startswith("/runs/") else "platform"
 
 
-def error_body(ingest: bool, message: str, code: str | None = None) -> dict[str, Any]:
-    if ingest:
+def request_style(request: Request) -> ErrorStyle:
+    route = request.scope.get("state", {}).get("emu_route", "")
+    _, _, template = route.partition(" ")
+    return error_style(request.method, template, request.url.path)
+
+
+def error_body(
+    style: ErrorStyle,
+    status: int,
+    message: str,
+    code: str | None = None,
+    *,
+    instance: str = "",
+    remedy: str | None = None,
+) -> dict[str, Any]:
+    if style == "v2":
+        problem: dict[str, Any] = {
+            "type": "about:blank",  # RFC 7807: no more semantics than the status itself
+            "title": _reason(status),
+            "status": status,
+            "detail": message,
+            "instance": instance,
+        }
+        if remedy:
+            problem["remedy"] = remedy
+        return problem
+    if style == "ingest":
         return {"error": code or message, "details": message}
     body: dict[str, Any] = {"detail": message}
     if code:
@@ -57,35 +94,58 @@ def error_body(ingest: bool, message: str, code: str | None = None) -> dict[str,
     return body
 
 
+def _reason(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"
+
+
+def _respond(
+    request: Request,
+    status: int,
+    message: str,
+    code: str | None = None,
+    *,
+    headers: dict[str, str] | None = None,
+    remedy: str | None = None,
+) -> Response:
+    body = error_body(
+        request_style(request), status, message, code, instance=request.url.path, remedy=remedy
+    )
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
 async def api_error_handler(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ApiError)
-    return JSONResponse(
-        error_body(is_ingest_request(request), exc.message, exc.code),
-        status_code=exc.status,
-        headers=exc.headers,
+    return _respond(
+        request, exc.status, exc.message, exc.code, headers=exc.headers, remedy=exc.remedy
     )
+
+
+def _summary(errors: list[dict[str, Any]]) -> str:
+    return "; ".join(f"{'.'.join(map(str, e.get('loc', [])))}: {e.get('msg')}" for e in errors)
 
 
 async def validation_error_handler(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
     errors = jsonable_encoder(exc.errors())
-    if is_ingest_request(request):
-        msg = "; ".join(f"{'.'.join(map(str, e.get('loc', [])))}: {e.get('msg')}" for e in errors)
-        return JSONResponse({"error": "invalid request", "details": msg}, status_code=422)
+    style = request_style(request)
+    if style == "ingest":
+        return JSONResponse({"error": "invalid request", "details": _summary(errors)}, 422)
+    if style == "v2":  # the spec: 422 for a bad UUID (path, query), 400 for other parameters
+        status = 422 if any("uuid" in str(e.get("type")) for e in errors) else 400
+        return _respond(request, status, _summary(errors))
     return JSONResponse({"detail": errors}, status_code=422)
 
 
 async def http_error_handler(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
-    body = error_body(is_ingest_request(request), str(exc.detail))
-    return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
+    return _respond(request, exc.status_code, str(exc.detail), headers=exc.headers)
 
 
 async def unhandled_error_handler(request: Request, exc: Exception) -> Response:
-    return JSONResponse(
-        error_body(is_ingest_request(request), f"emulator internal error: {type(exc).__name__}"),
-        status_code=500,
-    )
+    return _respond(request, 500, f"emulator internal error: {type(exc).__name__}")
 
 
 def validation_error(loc: list[str | int], msg: str, typ: str = "value_error") -> ApiError:
@@ -101,6 +161,9 @@ class ValidationApiError(ApiError):
 
 async def validation_api_error_handler(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ValidationApiError)
-    if is_ingest_request(request):
-        return JSONResponse({"error": "invalid request", "details": exc.message}, status_code=422)
-    return JSONResponse({"detail": exc.detail}, status_code=422)
+    style = request_style(request)
+    if style == "platform":
+        return JSONResponse({"detail": exc.detail}, status_code=422)
+    if style == "ingest":
+        return JSONResponse({"error": "invalid request", "details": exc.message}, 422)
+    return _respond(request, 422, exc.message)

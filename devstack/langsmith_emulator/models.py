@@ -1,10 +1,11 @@
-"""Pydantic models of the request bodies that cross the boundary (from openapi.subset.json)."""
+"""Pydantic models of the request bodies that cross the boundary (from the LangSmith spec,
+openapi.json)."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -120,6 +121,61 @@ class RunsQueryBody(_RunFilter):
     skip_prev_cursor: bool = False
 
 
+V2RunType = Literal["TOOL", "CHAIN", "LLM", "RETRIEVER", "EMBEDDING", "PROMPT", "PARSER"]
+
+
+class QueryRunsBody(_Body):
+    """``query.QueryRunsRequestBody`` (``POST /v2/runs/query``), plus the SDK's extra filters."""
+
+    project_ids: list[UUID] | None = None
+    reference_dataset_id: UUID | None = None
+    min_start_time: datetime | None = None
+    max_start_time: datetime | None = None
+    page_size: int = Field(default=100, ge=1, le=1000)
+    cursor: str | None = None
+    selects: list[str] | None = None  # query.RunSelectField, checked against the spec's enum
+    is_root: bool | None = None
+    has_error: bool | None = None
+    ids: list[UUID] | None = None
+    trace_id: UUID | None = None
+    run_type: V2RunType | None = None
+    reference_examples: list[UUID] | None = None
+    sort_order: Literal["ASC", "DESC"] = "DESC"
+    # Expressions and AI search, which the emulator does not evaluate (refused with a 400).
+    filter: str | None = None
+    trace_filter: str | None = None
+    tree_filter: str | None = None
+    ai_query: str | None = None
+    ai_search: str | None = None
+    sem_filter: str | None = None
+    include_subtree_usage: bool = False
+
+
+ExpiryDays = Annotated[int, Field(ge=1)]  # a cap of zero days or fewer would refuse every key
+
+
+class OrganizationUpdate(_Body):
+    """The spec's ``OrganizationUpdate`` (``unshare_all``, an action, is not emulated)."""
+
+    display_name: str | None = Field(default=None, min_length=1, pattern=r"^[a-zA-Z0-9\-_ ]+$")
+    public_sharing_disabled: bool | None = None
+    pat_creation_disabled: bool | None = None
+    jit_provisioning_enabled: bool | None = None
+    workspace_admin_can_invite_to_org: bool | None = None
+    invites_enabled: bool | None = None
+    max_api_key_expiry_days: ExpiryDays | None = None
+    security_contact: str | None = Field(default=None, pattern=r"^[^@\s]+@[^@\s]+$")
+    max_pat_expiry_days: ExpiryDays | None = None
+    max_service_key_expiry_days: ExpiryDays | None = None
+    scim_group_name_separator: str | None = Field(default=None, min_length=1, max_length=1)
+    llm_auth_proxy_enabled: bool | None = None
+    llm_auth_proxy_jwt_audience: str | None = None
+    ip_allowlist: list[str] | None = None
+    restrict_browser_secrets: bool | None = None
+    llm_auth_proxy_allowed_urls: list[str] | None = None
+    engine_enabled: bool | None = None
+
+
 # ---------------------------------------------------------------- control API (/_emulator/*)
 
 
@@ -141,8 +197,18 @@ class ConfigureBody(_Body):
     latency_ms: float | None = Field(default=None, ge=0)
     latency_jitter_ms: float | None = Field(default=None, ge=0)
     route_latency_ms: dict[str, float] | None = None  # {"POST /api/v1/api-key": 120}
-    rate_limits: bool | dict[str, int] | None = None
+    # True: the Cloud table; a dict overrides classes (count, "count/seconds" or an object).
+    rate_limits: bool | dict[str, int | str | dict[str, float]] | None = None
     rate_window_seconds: float | None = Field(default=None, gt=0)
+
+
+class OrgSettingsBody(_Body):
+    """``POST /_emulator/org``: the org's key-lifetime caps (an explicit null clears one)."""
+
+    model_config = ConfigDict(extra="forbid")
+    max_api_key_expiry_days: ExpiryDays | None = None
+    max_service_key_expiry_days: ExpiryDays | None = None
+    max_pat_expiry_days: ExpiryDays | None = None
 
 
 class ClockBody(_Body):

@@ -8,8 +8,9 @@ from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
 from .errors import validation_error
-from .models import ClockBody, ConfigureBody, FaultSpec
+from .models import ClockBody, ConfigureBody, FaultSpec, OrganizationUpdate, OrgSettingsBody
 from .responses import ok
+from .routes_org_info import apply_update, org_info_json
 from .state import Store
 from .testing_controls import TestingControls
 
@@ -116,6 +117,24 @@ async def request_log(
     request: Request, limit: Annotated[int | None, Query(ge=1)] = None
 ) -> Response:
     return ok(_controls(request).request_log(limit))
+
+
+@router.get("/org")
+async def get_org(request: Request) -> Response:
+    store = _store(request)
+    with store.lock:
+        return ok(org_info_json(store.orgs[store.bootstrap.org_id]))
+
+
+@router.post("/org")
+async def configure_org(request: Request, body: OrgSettingsBody) -> Response:
+    """The org's key-lifetime caps, as an org admin would set them (PATCH /orgs/current/info)."""
+    store = _store(request)
+    org = store.orgs[store.bootstrap.org_id]
+    update = OrganizationUpdate.model_validate(body.model_dump(exclude_unset=True))
+    apply_update(store, org, update)
+    with store.lock:
+        return ok(org_info_json(org))
 
 
 @router.post("/clock")

@@ -9,7 +9,9 @@ from .responses import ok
 
 router = APIRouter(tags=["info"])
 
-EMULATOR_VERSION = "0.12.0-emulator"
+# A parseable version at or above 0.16.0: the SDK checks it before its /v2 resources
+# (client.runs) and logs a warning on an older or unparseable one.
+EMULATOR_VERSION = "0.16.0+emulator"
 
 INFO = {
     "version": EMULATOR_VERSION,

@@ -3,12 +3,14 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
+from .audit import note_resources
 from .auth import Principal, org_admin, ws_read, ws_write
 from .clock import as_aware
 from .errors import ApiError, validation_error
@@ -27,10 +29,29 @@ from .state import (
 router = APIRouter(tags=["api-key"])
 
 
-def _common(store: Store, body: APIKeyCreateRequest) -> dict:
+def _check_lifetime_cap(store: Store, org_id: str, expires_at: datetime | None) -> None:
+    """An org that caps key lifetime refuses a key without expiry or one that outlives the cap
+    (422, HTTPValidationError, as the spec answers invalid bodies)."""
+    cap = store.orgs[org_id].key_expiry_cap_days()
+    if cap is None:
+        return
+    if expires_at is None:
+        raise validation_error(
+            ["body", "expires_at"],
+            f"expires_at is required: the organization caps API key lifetime at {cap} days",
+        )
+    if expires_at > store.clock.now() + timedelta(days=cap):
+        raise validation_error(
+            ["body", "expires_at"],
+            f"expires_at is beyond the organization's maximum API key lifetime of {cap} days",
+        )
+
+
+def _common(store: Store, body: APIKeyCreateRequest, org_id: str) -> dict:
     expires_at = as_aware(body.expires_at)
     if expires_at is not None and expires_at <= store.clock.now():
         raise validation_error(["body", "expires_at"], "expires_at must be in the future")
+    _check_lifetime_cap(store, org_id, expires_at)
     if body.role_id is not None and str(body.role_id) not in WORKSPACE_ROLES:
         raise validation_error(["body", "role_id"], "unknown workspace role_id")
     role = str(body.role_id) if body.role_id else None
@@ -54,13 +75,14 @@ def _sorted_keys(keys: list[ApiKey]) -> list[ApiKey]:
 
 @router.post("/api-key")
 async def create_api_key(
+    request: Request,
     principal: Annotated[Principal, Depends(ws_write)],
     body: APIKeyCreateRequest | None = None,
 ) -> Response:
     store, ws = principal.store, principal.workspace
     assert ws is not None
     body = body or APIKeyCreateRequest()
-    fields = _common(store, body)
+    fields = _common(store, body, ws.org_id)
     if body.workspaces is not None and any(str(w) != ws.id for w in body.workspaces):
         raise validation_error(
             ["body", "workspaces"],
@@ -74,6 +96,7 @@ async def create_api_key(
         created_by_key_id=principal.key.id,
         **fields,
     )
+    note_resources(request, key.id)
     return _created(store, key, secret)
 
 
@@ -126,13 +149,14 @@ async def list_service_keys(principal: Annotated[Principal, Depends(org_admin)])
 
 @router.post("/orgs/current/service-keys")
 async def create_service_key(
+    request: Request,
     principal: Annotated[Principal, Depends(org_admin)],
     body: APIKeyCreateRequest | None = None,
 ) -> Response:
     store = principal.store
     body = body or APIKeyCreateRequest()
-    fields = _common(store, body)
     org_id = principal.key.org_id
+    fields = _common(store, body, org_id)
     workspaces = None
     if body.workspaces is not None:
         if body.org_role_id is not None:
@@ -156,6 +180,7 @@ async def create_service_key(
         created_by_key_id=principal.key.id,
         **fields,
     )
+    note_resources(request, key.id)
     return _created(store, key, secret)
 
 

@@ -8,9 +8,10 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
 from starlette.responses import Response
 
+from .audit import note_resources
 from .auth import Principal, org_admin, org_member, ws_read, ws_write
 from .clock import as_aware, iso
 from .errors import ApiError, validation_error
@@ -53,7 +54,7 @@ def _for_user(ws: Workspace, principal: Principal) -> dict[str, Any]:
 
 @router.post("/workspaces")
 async def create_workspace(
-    body: WorkspaceCreate, principal: Annotated[Principal, Depends(org_admin)]
+    request: Request, body: WorkspaceCreate, principal: Annotated[Principal, Depends(org_admin)]
 ) -> Response:
     store = principal.store
     with store.lock:
@@ -72,6 +73,7 @@ async def create_workspace(
             tenant_handle=body.tenant_handle,
         )
         store.workspaces[ws.id] = ws
+    note_resources(request, ws.id)
     return ok(ws.tenant_json())
 
 

@@ -27,6 +27,8 @@ from .state import Run, Workspace
 from .stats import run_stats
 
 router = APIRouter(tags=["run"])
+# POST /runs, /runs/batch and /runs/multipart: the spec has them unprefixed only.
+ingest_router = APIRouter(tags=["run"])
 
 
 # ------------------------------------------------------------------------------ ingest
@@ -40,7 +42,7 @@ async def _ingest(principal: Principal, batch: Batch) -> Ingestor:
     return ingestor
 
 
-@router.post("/runs", status_code=202)
+@ingest_router.post("/runs", status_code=202)
 async def create_run(request: Request, principal: Annotated[Principal, Depends(ws_write)]):
     payload = parse_json_body(await request.body())
     if not isinstance(payload, dict):
@@ -51,14 +53,14 @@ async def create_run(request: Request, principal: Annotated[Principal, Depends(w
     return ok({"message": "Run created"}, status=202)
 
 
-@router.post("/runs/batch", status_code=202)
+@ingest_router.post("/runs/batch", status_code=202)
 async def batch_runs(request: Request, principal: Annotated[Principal, Depends(ws_write)]):
     batch = batch_from_json(parse_json_body(await request.body()))
     await _ingest(principal, batch)
     return ok({"message": "Runs batch ingested"}, status=202)
 
 
-@router.post("/runs/multipart", status_code=202)
+@ingest_router.post("/runs/multipart", status_code=202)
 async def multipart_runs(request: Request, principal: Annotated[Principal, Depends(ws_write)]):
     if request.headers.get("content-encoding", "").lower() not in ("", "identity"):
         raise ApiError(415, "compressed multipart is not enabled on this server")
@@ -88,13 +90,13 @@ def _dec(value: float | None) -> str | None:
     return None if value is None else repr(float(value))
 
 
-def _obj(value: Any, wrap: str) -> dict[str, Any] | None:
+def as_object(value: Any, wrap: str) -> dict[str, Any] | None:
     if value is None or isinstance(value, dict):
         return value
     return {wrap: value}
 
 
-def _parent_ids(dotted: str) -> list[str]:
+def parent_ids(dotted: str) -> list[str]:
     out = []
     for seg in dotted.split(".")[:-1]:
         tail = seg[-36:]
@@ -116,16 +118,16 @@ def run_json(run: Run, ws: Workspace) -> dict[str, Any]:
         "run_type": run.run_type,
         "start_time": iso(run.start_time),
         "end_time": iso(run.end_time),
-        "inputs": _obj(d.get("inputs"), "input") or {},
-        "outputs": _obj(d.get("outputs"), "output"),
-        "extra": _obj(d.get("extra"), "extra"),
+        "inputs": as_object(d.get("inputs"), "input") or {},
+        "outputs": as_object(d.get("outputs"), "output"),
+        "extra": as_object(d.get("extra"), "extra"),
         "error": run.error,
         "execution_order": 1,
-        "serialized": _obj(d.get("serialized"), "serialized"),
+        "serialized": as_object(d.get("serialized"), "serialized"),
         "events": [e for e in events if isinstance(e, dict)] if isinstance(events, list) else [],
         "tags": [str(t) for t in tags] if isinstance(tags, list) else [],
         "parent_run_id": run.parent_run_id,
-        "parent_run_ids": _parent_ids(run.dotted_order),
+        "parent_run_ids": parent_ids(run.dotted_order),
         "child_run_ids": None,
         "direct_child_run_ids": None,
         "trace_id": run.trace_id,

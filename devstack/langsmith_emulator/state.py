@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from .audit import AuditLog
 from .clock import Clock, iso
 
 # Fixed role ids (deterministic, documented in docs/langsmith-emulator.md).
@@ -50,11 +51,28 @@ def hash_secret(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
+# Org settings whose caps bound a minted key's lifetime (OrganizationInfo / OrganizationUpdate).
+KEY_EXPIRY_CAPS = ("max_api_key_expiry_days", "max_service_key_expiry_days")
+
+
 @dataclass
 class Organization:
     id: str
     display_name: str
     created_at: datetime
+    # OrganizationUpdate fields set through PATCH /orgs/current/info or the control API.
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    def key_expiry_cap_days(self) -> int | None:
+        """The cap on a service key's lifetime, in days, or None.
+
+        The spec has both ``max_api_key_expiry_days`` and ``max_service_key_expiry_days`` and
+        does not say which applies to which mint; both endpoints mint ``lsv2_sk_`` service
+        keys, so the emulator applies the stricter of the two to both (a reading).
+        """
+        caps = [self.settings.get(name) for name in KEY_EXPIRY_CAPS]
+        set_caps = [int(c) for c in caps if c is not None]
+        return min(set_caps) if set_caps else None
 
 
 @dataclass
@@ -282,6 +300,7 @@ class Store:
             self.project_index: dict[str, str] = {}  # project id -> workspace id
             self.run_index: dict[str, str] = {}  # run id -> project id
             self.pending_patches: dict[str, dict[str, Any]] = {}
+            self.audit = AuditLog()
             ws = Workspace(b.workspace_id, b.org_id, "Default Workspace", now)
             self.workspaces[ws.id] = ws
             self._add_key(

@@ -28,40 +28,53 @@ from typing import Any
 
 from starlette.routing import compile_path
 
-from .errors import INGEST_ROUTES, error_body
+from .errors import ErrorStyle, error_body, error_style
+from .ratelimits import CLOUD_RATE_LIMITS, LEGACY_NAMES, SOURCE_URL, rate_limit_class
 from .responses import _dumps
 from .state import Store, hash_secret
 
-# Requests per minute per key, from the LangSmith rate-limit table (reference §8).
-DEFAULT_RATE_LIMITS: dict[str, int] = {
-    "delete_sessions": 30,  # DELETE /sessions*
-    "runs_write": 5000,  # POST, PATCH /runs*
-    "get_run": 30,  # GET /runs/:id
-    "other": 2000,  # any other path
-}
-RATE_WINDOW_SECONDS = 60.0
+# A class's limit: (count, interval in seconds).
+Limit = tuple[int, float]
+RateOverride = int | str | dict[str, float]
 LOOPBACK_HOSTS = {"127.0.0.1", "::1", "localhost", "testclient"}
 UNMATCHED = "(unmatched)"
 
 
 def normalize_route(route: str) -> str:
-    """``/sessions/{id}`` and ``/api/v1/sessions/{id}`` -> ``/api/v1/sessions/{id}``."""
+    """``/sessions/{id}`` and ``/api/v1/sessions/{id}`` -> ``/api/v1/sessions/{id}``;
+    ``/v2/runs/query`` and ``/api/v2/runs/query`` -> ``/api/v2/runs/query``."""
     route = route.strip()
-    if route in ("*", "") or route.startswith("/api/v1") or route == UNMATCHED:
+    if route in ("*", "") or route.startswith("/api/") or route == UNMATCHED:
         return route or "*"
     if not route.startswith("/"):
         route = "/" + route
-    return "/api/v1" + route
+    return ("/api" if route.startswith("/v2/") else "/api/v1") + route
 
 
-def rate_class(method: str, route: str) -> str:
-    if method == "DELETE" and route.startswith("/api/v1/sessions"):
-        return "delete_sessions"
-    if method in ("POST", "PATCH") and route.startswith("/api/v1/runs"):
-        return "runs_write"
-    if method == "GET" and route == "/api/v1/runs/{run_id}":
-        return "get_run"
-    return "other"
+def cloud_limits() -> dict[str, Limit]:
+    return {c.name: (c.count, c.interval_seconds) for c in CLOUD_RATE_LIMITS}
+
+
+def parse_override(name: str, value: RateOverride, base: Limit) -> Limit:
+    """``5`` (count, the class's interval kept), ``"5/60"`` (count / seconds, the page's
+    notation) or ``{"count": 5, "interval_seconds": 60}``."""
+    count, interval = base
+    if isinstance(value, bool):
+        raise ValueError(f"rate limit of {name}: a count, 'count/seconds' or an object")
+    if isinstance(value, int):
+        count = value
+    elif isinstance(value, str):
+        head, _, tail = value.partition("/")
+        try:
+            count, interval = int(head), float(tail) if tail else interval
+        except ValueError:
+            raise ValueError(f"rate limit of {name}: {value!r} is not 'count/seconds'") from None
+    else:
+        count = int(value.get("count", count))
+        interval = float(value.get("interval_seconds", interval))
+    if count < 0 or interval <= 0:
+        raise ValueError(f"rate limit of {name}: count >= 0 and interval > 0")
+    return count, interval
 
 
 @dataclass
@@ -105,8 +118,9 @@ class ControlConfig:
     latency_jitter_ms: float = 0.0
     route_latency_ms: dict[str, float] = field(default_factory=dict)
     rate_limits_enabled: bool = False
-    rate_limits: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_RATE_LIMITS))
-    rate_window_seconds: float = RATE_WINDOW_SECONDS
+    rate_limits: dict[str, Limit] = field(default_factory=cloud_limits)
+    # Older control: one interval for every class, in place of each class's own (None: theirs).
+    rate_window_seconds: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -114,14 +128,18 @@ class ControlConfig:
             "latency_jitter_ms": self.latency_jitter_ms,
             "route_latency_ms": dict(self.route_latency_ms),
             "rate_limits_enabled": self.rate_limits_enabled,
-            "rate_limits": dict(self.rate_limits),
+            "rate_limits": {
+                name: {"count": count, "interval_seconds": interval}
+                for name, (count, interval) in self.rate_limits.items()
+            },
+            "rate_limits_source": SOURCE_URL,
             "rate_window_seconds": self.rate_window_seconds,
             "rate_limit_algorithm": "sliding-window-log",
         }
 
 
 class SlidingWindowLimiter:
-    """Exact sliding-window log per (key id, route class): at most N requests in any window."""
+    """Exact sliding-window log per (identity, class): at most N requests in any window."""
 
     def __init__(self) -> None:
         self._events: dict[tuple[str, str], deque[float]] = {}
@@ -131,6 +149,8 @@ class SlidingWindowLimiter:
         dq = self._events.setdefault(key, deque())
         while dq and dq[0] <= now - window:
             dq.popleft()
+        if limit <= 0:
+            return window
         if len(dq) >= limit:
             return max(0.0, dq[0] + window - now)
         dq.append(now)
@@ -168,7 +188,7 @@ class TestingControls:
         latency_ms: float | None = None,
         latency_jitter_ms: float | None = None,
         route_latency_ms: dict[str, float] | None = None,
-        rate_limits: bool | dict[str, int] | None = None,
+        rate_limits: bool | dict[str, RateOverride] | None = None,
         rate_window_seconds: float | None = None,
     ) -> dict[str, Any]:
         with self.lock:
@@ -186,13 +206,20 @@ class TestingControls:
             if isinstance(rate_limits, bool):
                 c.rate_limits_enabled = rate_limits
                 if rate_limits:
-                    c.rate_limits = dict(DEFAULT_RATE_LIMITS)
+                    c.rate_limits = cloud_limits()
                 self.limiter.clear()
             elif isinstance(rate_limits, dict):
-                unknown = set(rate_limits) - set(DEFAULT_RATE_LIMITS)
+                limits = cloud_limits()
+                unknown = set(rate_limits) - set(limits) - set(LEGACY_NAMES)
                 if unknown:
                     raise ValueError(f"unknown rate-limit classes: {sorted(unknown)}")
-                c.rate_limits = {**DEFAULT_RATE_LIMITS, **rate_limits}
+                for name, value in rate_limits.items():
+                    if name in LEGACY_NAMES:
+                        cls, interval = LEGACY_NAMES[name]
+                        limits[cls] = parse_override(name, value, (limits[cls][0], interval))
+                    else:
+                        limits[name] = parse_override(name, value, limits[name])
+                c.rate_limits = limits
                 c.rate_limits_enabled = True
                 self.limiter.clear()
             return c.to_json()
@@ -209,16 +236,17 @@ class TestingControls:
             ms += random.uniform(0, c.latency_jitter_ms)
         return ms / 1000.0
 
-    def rate_limit(self, key_id: str, method: str, route: str) -> float | None:
+    def rate_limit(self, method: str, path: str, key_id: str, client_ip: str) -> float | None:
+        """None if allowed, else the seconds until the request's class has room again."""
         c = self.config
         if not c.rate_limits_enabled:
             return None
-        cls = rate_class(method, route)
-        limit = c.rate_limits.get(cls)
-        if limit is None:
-            return None
+        cls = rate_limit_class(method, path, api_key=key_id != "anonymous")
+        count, interval = c.rate_limits[cls.name]
+        identity = key_id if cls.identity == "x-api-key" else f"ip:{client_ip}"
+        window = c.rate_window_seconds or interval
         with self.lock:
-            return self.limiter.hit((key_id, cls), limit, c.rate_window_seconds, time.monotonic())
+            return self.limiter.hit((identity, cls.name), count, window, time.monotonic())
 
     # -------------------------------------------------------------- faults
     def add_fault(self, spec: dict[str, Any]) -> dict[str, Any]:
@@ -312,22 +340,20 @@ class TestingControls:
 
 
 def make_route_resolver(routes: list[tuple[str, set[str]]]) -> Callable[[dict[str, Any]], str]:
-    """Normalised ``/api/v1`` route template of a request.
+    """Normalised route template of a request (``/api/v1/...`` or ``/api/v2/...``).
 
-    ``routes`` are (template, methods) pairs as declared on the API routers (unprefixed); a
-    request path matches a template in its ``/api/v1`` form or unprefixed.
+    ``routes`` are the (template, methods) pairs the API serves, in every prefix form.
     """
     table = []
     for template, methods in routes:
         regex, _, _ = compile_path(template)
-        prefixed, _, _ = compile_path("/api/v1" + template)
-        table.append((regex, prefixed, {m.upper() for m in methods}, normalize_route(template)))
+        table.append((regex, {m.upper() for m in methods}, normalize_route(template)))
 
     def resolve(scope: dict[str, Any]) -> str:
         path, method = scope["path"], scope["method"]
         partial = None
-        for regex, prefixed, methods, name in table:
-            if regex.match(path) or prefixed.match(path):
+        for regex, methods, name in table:
+            if regex.match(path):
                 if method in methods or (method == "HEAD" and "GET" in methods):
                     return name
                 if partial is None:
@@ -388,20 +414,19 @@ class ControlMiddleware:
         scope["state"]["emu_route"] = f"{method} {route}"
         scope["state"]["emu_key_id"] = key_id
         ctl = self.controls
-        ingest = f"{method} {route}" in INGEST_ROUTES or (
-            method == "PATCH" and path.startswith("/runs/")
-        )
+        style = error_style(method, route, path)
 
         delay = ctl.delay_seconds(method, route)
         if delay > 0:
             await asyncio.sleep(delay)
 
-        wait = ctl.rate_limit(key_id, method, route)
+        client = scope.get("client") or ("unknown", 0)
+        wait = ctl.rate_limit(method, path, key_id, client[0])
         if wait is not None:
             await _send_json(
                 send,
                 429,
-                error_body(ingest, "Rate limit exceeded", "rate_limit_exceeded"),
+                error_body(style, 429, "Rate limit exceeded", "rate_limit_exceeded", instance=path),
                 {"Retry-After": _retry_after(wait)},
             )
             ctl.record(method, route, key_id, 429, None)
@@ -420,6 +445,7 @@ class ControlMiddleware:
                 await self.app(scope, receive, tracking_send)
             finally:
                 ctl.record(method, route, key_id, status["code"] or 500, None)
+                self._audit(scope, f"{method} {route}", status["code"] or 500)
             return
 
         if fault.when == "before":
@@ -432,11 +458,12 @@ class ControlMiddleware:
                     await self.app(scope, replay, tracking_send)
                 finally:
                     ctl.record(method, route, key_id, status["code"] or 500, fault.id)
+                    self._audit(scope, f"{method} {route}", status["code"] or 500)
             elif fault.action == "drop":
                 await self._drop(receive, send)
                 ctl.record(method, route, key_id, "dropped", fault.id)
             else:
-                await self._send_fault(send, fault, ingest)
+                await self._send_fault(send, fault, style, path)
                 ctl.record(method, route, key_id, fault.status, fault.id)
             return
 
@@ -449,6 +476,7 @@ class ControlMiddleware:
             buffered.append(message)
 
         await self.app(scope, receive, buffering_send)
+        self._audit(scope, f"{method} {route}", status["code"] or 500)  # it was performed
         if fault.action == "hang":
             await asyncio.sleep(fault.hang_seconds or 0.0)
             for message in buffered:
@@ -458,8 +486,27 @@ class ControlMiddleware:
             await self._drop(receive, send)
             ctl.record(method, route, key_id, "dropped", fault.id)
         else:
-            await self._send_fault(send, fault, ingest)
+            await self._send_fault(send, fault, style, path)
             ctl.record(method, route, key_id, fault.status, fault.id)
+
+    def _audit(self, scope: dict[str, Any], route: str, status: int) -> None:
+        """The audit record of a request the API answered, if a key authenticated it."""
+        state = scope.get("state", {})
+        key_id = state.get("emu_auth_key_id")
+        if key_id is None:
+            return
+        path: str = scope["path"]
+        self.store.audit.record(
+            route,
+            time=self.store.clock.now(),
+            api_key_id=key_id,
+            organization_id=state["emu_org_id"],
+            workspace_id=state.get("emu_workspace_id"),
+            path=path,
+            status=status,
+            client=scope.get("client"),
+            resource_ids=[*path.split("/"), *state.get("emu_resource_ids", [])],
+        )
 
     @staticmethod
     async def _hang_before(receive, seconds: float):
@@ -492,11 +539,12 @@ class ControlMiddleware:
         return replay
 
     @staticmethod
-    async def _send_fault(send, fault: Fault, ingest: bool) -> None:
+    async def _send_fault(send, fault: Fault, style: ErrorStyle, path: str) -> None:
         headers = {}
         if fault.retry_after is not None:
             headers["Retry-After"] = _retry_after(fault.retry_after)
-        body = fault.body or error_body(ingest, f"Injected fault (status {fault.status})")
+        message = f"Injected fault (status {fault.status})"
+        body = fault.body or error_body(style, fault.status, message, instance=path)
         await _send_json(send, fault.status, body, headers)
 
     @staticmethod

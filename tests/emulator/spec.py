@@ -1,6 +1,11 @@
-"""Validate emulator responses against the vendored OpenAPI subset (jsonschema, $refs resolved).
+"""Validate emulator responses against LangSmith's full OpenAPI spec (jsonschema, $refs resolved).
 
-Known defect in the subset, patched before validating: the 202 body of ``POST /runs``,
+The spec is the emulator package's ``openapi.json`` (the public spec, 393 paths, July 2026).
+A response to a path the spec does not document fails: the emulator serves no invented
+endpoint. Paths are matched in the forms clients use: ``/sessions`` is ``/api/v1/sessions``,
+``/runs/batch`` is itself, ``/api/v2/runs/query`` is the spec's ``/v2/runs/query``.
+
+Known defect in the spec, patched before validating: the 202 body of ``POST /runs``,
 ``/runs/batch`` and ``PATCH /runs/{run_id}`` is declared as ``additionalProperties: allOf[string,
 object]``, which no non-empty object can satisfy (a value cannot be both). LangSmith answers
 ``{"message": "Run created"}`` (langsmith-sdk#1800); the patch reads it as a string map, which is
@@ -9,18 +14,17 @@ what the multipart response declares.
 
 from __future__ import annotations
 
-import json
 import re
 from functools import cache
-from pathlib import Path
 from typing import Any
 
 import jsonschema
 from jsonschema import Draft202012Validator
 
-import devstack.langsmith_emulator as emulator_pkg
+from devstack.langsmith_emulator.openapi import SPEC_PATH
+from devstack.langsmith_emulator.openapi import spec as raw_spec
 
-SPEC_PATH = Path(emulator_pkg.__file__).parent / "openapi.subset.json"
+__all__ = ["SPEC_PATH", "SpecMismatch", "find_operation", "jsonschema", "validate"]
 
 
 def _patch_defects(node: Any) -> Any:
@@ -41,26 +45,40 @@ def _patch_defects(node: Any) -> Any:
 
 @cache
 def spec() -> dict[str, Any]:
-    return _patch_defects(json.loads(SPEC_PATH.read_text()))
+    patched: dict[str, Any] = _patch_defects(raw_spec())
+    return patched
+
+
+def _template_regex(template: str) -> re.Pattern[str]:
+    parts = re.split(r"(\{[^}]+\})", template)
+    body = "".join("[^/]+" if p.startswith("{") else re.escape(p) for p in parts)
+    return re.compile(f"^{body}$")
 
 
 @cache
 def _operations() -> list[tuple[re.Pattern[str], str, str]]:
-    ops = []
-    for template, methods in spec()["paths"].items():
-        regex = re.compile("^" + re.sub(r"\{[^}]+\}", "[^/]+", template) + "$")
-        for method in methods:
-            ops.append((regex, method.upper(), template))
+    ops = [
+        (_template_regex(template), method.upper(), template)
+        for template, methods in spec()["paths"].items()
+        for method in methods
+    ]
     # literal segments beat parameters (/workspaces/current/stats before /workspaces/{id})
     ops.sort(key=lambda op: op[2].count("{"))
     return ops
 
 
+def _candidates(path: str) -> list[str]:
+    if path.startswith("/api/v2/"):
+        return [path[len("/api") :]]
+    if path.startswith("/api/v1"):
+        return [path]
+    return [path, "/api/v1" + path]
+
+
 def find_operation(method: str, path: str) -> str | None:
-    """The spec template serving ``method path`` (either prefix form), or None."""
+    """The spec template serving ``method path`` (in any of the forms above), or None."""
     path = path.split("?", 1)[0]
-    candidates = [path] if path.startswith("/api/v1") else [path, "/api/v1" + path]
-    for candidate in candidates:
+    for candidate in _candidates(path):
         for regex, op_method, template in _operations():
             if op_method == method.upper() and regex.match(candidate):
                 return template
@@ -74,7 +92,8 @@ def response_schema(method: str, template: str, status: int) -> dict[str, Any] |
         return None
     content = response.get("content") or {}
     media = content.get("application/json") or next(iter(content.values()), None)
-    return (media or {}).get("schema")
+    schema: dict[str, Any] | None = (media or {}).get("schema")
+    return schema
 
 
 @cache
@@ -91,14 +110,14 @@ class SpecMismatch(AssertionError):
 
 
 def validate(method: str, path: str, status: int, body: Any) -> str | None:
-    """Raise SpecMismatch if a spec'd response does not match its schema.
+    """Raise SpecMismatch if the path is not in the spec or a spec'd response does not match.
 
-    Returns the template validated against, or None when the path/status has no schema
-    (e.g. the 401/403/404/409 the spec leaves undocumented).
+    Returns the template validated against, or None when the spec gives no schema for that
+    status (e.g. the 401/403/404/409 it leaves undocumented on management paths).
     """
     template = find_operation(method, path)
     if template is None:
-        return None
+        raise SpecMismatch(f"{method} {path} is not an operation of the LangSmith spec")
     validator = _validator(method.upper(), template, status)
     if validator is None:
         return None
@@ -110,6 +129,3 @@ def validate(method: str, path: str, status: int, body: Any) -> str | None:
             f"{first.message} at {list(first.absolute_path)}"
         )
     return template
-
-
-__all__ = ["SpecMismatch", "find_operation", "jsonschema", "validate"]

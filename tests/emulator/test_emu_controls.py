@@ -137,7 +137,8 @@ def test_after_hang_delays_a_performed_operation(emulator):
 def test_rate_limit_429_with_retry_after_per_key(emulator, api):
     ctl = emulator.control
     cfg = ctl.configure(rate_limits={"delete_sessions": 2})
-    assert cfg["rate_limits_enabled"] and cfg["rate_limits"]["delete_sessions"] == 2
+    assert cfg["rate_limits_enabled"]
+    assert cfg["rate_limits"]["delete_sessions"] == {"count": 2, "interval_seconds": 60}
     other = new_key(api, emulator.admin_key)["key"]
     missing = "/api/v1/sessions/6f1c8a52-0d4e-4b8e-9a57-3c2f0e7d1b90"
     assert api.delete(missing, key=emulator.admin_key).status_code == 404
@@ -152,6 +153,7 @@ def test_rate_limit_429_with_retry_after_per_key(emulator, api):
 
 
 def test_rate_limit_window_slides(emulator, api):
+    # "other" (the older table's catch-all) is the Cloud table's "default"
     emulator.control.configure(rate_limits={"other": 1}, rate_window_seconds=0.5)
     assert api.get("/api/v1/sessions", key=emulator.admin_key).status_code == 200
     assert api.get("/api/v1/sessions", key=emulator.admin_key).status_code == 429

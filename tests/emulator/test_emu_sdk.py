@@ -1,13 +1,19 @@
-"""The real ``langsmith`` SDK against the emulator: projects, tracing, runs and stats."""
+"""The real ``langsmith`` SDK against the emulator: projects, tracing, runs and stats.
+
+Runs are read with ``client.runs.query()`` (the /v2 API), which replaces the deprecated
+``Client.list_runs``; the suite turns the SDK's deprecation warnings into errors (conftest)."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
+import warnings
 from datetime import UTC, datetime, timedelta
 
 import langsmith
 import pytest
 from langsmith import traceable
+from langsmith._internal._beta_decorator import LangSmithDeprecationWarning
 from langsmith.utils import (
     LangSmithAuthError,
     LangSmithConflictError,
@@ -15,10 +21,15 @@ from langsmith.utils import (
     LangSmithUserError,
 )
 
-from .conftest import new_key, new_workspace
+from .conftest import new_key, new_workspace, query_runs
 
-# list_runs/read_run are deprecated in favour of the SmithDB API, which is not emulated.
-pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+ALL_RUN_FIELDS = ["ID", "NAME", "RUN_TYPE", "START_TIME", "ERROR", "PARENT_RUN_IDS", "TRACE_ID"]
+
+
+def _window() -> dict[str, datetime]:
+    """An explicit query window around now (the default would be the last day)."""
+    now = datetime.now(UTC)
+    return {"min_start_time": now - timedelta(hours=1), "max_start_time": now + timedelta(hours=1)}
 
 
 @traceable(run_type="llm", name="answer")
@@ -84,16 +95,25 @@ def test_tracing_lands_in_tenant_project_and_counts(emulator, api, sdk_client):
     assert project.error_rate == pytest.approx(1 / 5)
     assert project.last_run_start_time is not None
 
-    runs = list(client.list_runs(project_name="tenant-1"))
+    pid = str(project.id)
+    runs = query_runs(client, project_ids=[pid], selects=ALL_RUN_FIELDS, **_window())
     assert len(runs) == 9  # 4 pipelines + 4 llm children + 1 broken
     assert {r.name for r in runs} == {"pipeline", "answer", "broken"}
-    roots = list(client.list_runs(project_name="tenant-1", is_root=True))
+    roots = query_runs(client, project_ids=[pid], is_root=True, selects=ALL_RUN_FIELDS, **_window())
     assert len(roots) == 5
     errored = [r for r in roots if r.error]
     assert len(errored) == 1 and "boom" in errored[0].error
     child = next(r for r in runs if r.name == "answer")
-    assert child.parent_run_id is not None and child.trace_id != child.id
-    assert client.read_run(child.id).name == "answer"
+    assert child.parent_run_ids and child.trace_id != child.id
+    assert child.run_type == "LLM"
+
+    async def retrieve() -> str | None:
+        run = await client.runs.retrieve(
+            child.id, project_id=pid, start_time=child.start_time, selects=["NAME"]
+        )
+        return run.name
+
+    assert asyncio.run(retrieve()) == "answer"
 
     stats = client.get_run_stats(project_names=["tenant-1"], is_root=True)
     assert stats["run_count"] == 5
@@ -128,7 +148,10 @@ def test_workspace_key_reads_every_project_of_its_workspace(emulator, api, sdk_c
     with langsmith.tracing_context(enabled=True, client=client_a, project_name="proj-a"):
         _pipeline("secret of a")
     client_a.flush()
-    runs_seen_by_b = list(client_b.list_runs(project_name="proj-a"))
+    project_a = client_b.read_project(project_name="proj-a")
+    runs_seen_by_b = query_runs(
+        client_b, project_ids=[str(project_a.id)], selects=["INPUTS"], **_window()
+    )
     assert any(r.inputs.get("question") == "secret of a" for r in runs_seen_by_b)
 
 
@@ -173,7 +196,7 @@ def test_deleted_key_is_refused_by_the_sdk(emulator, api, sdk_client):
         client.read_project(project_name="before-delete")
 
 
-def test_list_runs_follows_cursor_pages(emulator, api, sdk_client):
+def test_runs_query_follows_cursor_pages(emulator, api, sdk_client):
     project = api.post(
         "/api/v1/sessions", key=emulator.admin_key, json={"name": "many-runs"}
     ).json()
@@ -193,8 +216,13 @@ def test_list_runs_follows_cursor_pages(emulator, api, sdk_client):
     r = api.post("/runs/batch", key=emulator.admin_key, json={"post": posts})
     assert r.status_code == 202
     client = sdk_client(emulator.admin_key)
-    runs = list(client.list_runs(project_id=project["id"]))
+    runs = query_runs(client, project_ids=[project["id"]], selects=["ID", "NAME"], **_window())
     assert len(runs) == 230
     assert len({r.id for r in runs}) == 230
     assert runs[0].name == "run-229"  # newest first
-    assert emulator.control.request_counts()["by_route"]["POST /api/v1/runs/query"] == 3
+    assert emulator.control.request_counts()["by_route"]["POST /api/v2/runs/query"] == 3
+
+
+def test_langsmith_deprecations_are_errors_in_this_suite():
+    with pytest.raises(LangSmithDeprecationWarning):
+        warnings.warn("read with client.runs.query()", LangSmithDeprecationWarning, stacklevel=1)
