@@ -21,33 +21,26 @@ from prefect.artifacts import (
 from prefect.cache_policies import NO_CACHE
 from prefect.futures import as_completed
 from prefect.states import Completed, Failed
-from pydantic import BaseModel
 
 from tasks.events import emit
 from tasks.locks import tenant_locks
 from tasks.runs import scheduled_rotation_id, threads
 from tenant_keys.errors import BadInput
-from tenant_keys.models import utcnow, validate_tenant_id
+from tenant_keys.models import validate_tenant_id
 from tenant_keys.reconcile import (
     DEFAULT_EXPIRING_WITHIN_DAYS,
     DEFAULT_ORPHAN_MIN_AGE_SECONDS,
+    ReconcileReport,
     RepairRow,
-    list_own_keys,
+    Survey,
     make_policy,
-    overdue_retires,
+    planned,
     repair,
     row,
-    snapshot_tenants,
+    survey,
 )
-from tenant_keys.reconcile_plan import OwnKey, Policy, liveness_from_list, plan
+from tenant_keys.reconcile_plan import OwnKey, Policy
 from tenant_keys.services import get_services
-
-
-class ReconcileReport(BaseModel):
-    applied: bool
-    rotation_id: str
-    tenants_surveyed: int
-    rows: list[RepairRow]
 
 
 @task(
@@ -104,32 +97,21 @@ def reconcile(
     services = get_services()
     policy = make_policy(services.settings, expiring_within_days, orphan_min_age_seconds)
     named = None if tenants == "all" else _validated(tenants)
-    rotation_id = f"reconcile-{scheduled_rotation_id()}"
-
-    now = utcnow()
-    keys = list_own_keys(services)
-    if named is not None:
-        keys = [k for k in keys if k.tenant_id in named]
-        tenant_ids = set(named)
-    else:
-        tenant_ids = set(services.store.iter_tenants()) | {k.tenant_id for k in keys}
-    snapshots = snapshot_tenants(
-        services.store, tenant_ids, workers=services.settings.max_concurrency
-    )
-    emit(overdue_retires(snapshots, now))
-    live = liveness_from_list(keys, now)
-    repairs = plan(snapshots, keys, live, now=now, policy=policy, rotation_id=rotation_id)
-
+    found = survey(services, named, policy, f"reconcile-{scheduled_rotation_id()}")
+    emit(found.events)
     if not apply:
-        rows = [row(r, "needs-attention" if r.kind == "attention" else "planned") for r in repairs]
-        return _finish(rows, applied=False, rotation_id=rotation_id, surveyed=len(snapshots))
+        return _finish(planned(found))
 
-    rows = [row(r, "needs-attention") for r in repairs if r.kind == "attention"]
-    to_fix = list(dict.fromkeys(r.tenant_id for r in repairs if r.kind != "attention"))
-    status = {s.tenant_id: s.status for s in snapshots}
-    tenant_locks().ensure([t for t in to_fix if status[t] in ("active", "offboarding")])
-    rows += _fan_out(to_fix, keys, policy, rotation_id)
-    return _finish(rows, applied=True, rotation_id=rotation_id, surveyed=len(snapshots))
+    rows = [row(r, "needs-attention") for r in found.repairs if r.kind == "attention"]
+    to_fix = found.tenants_to_repair()
+    tenant_locks().ensure(found.lockable(to_fix))
+    rows += _fan_out(found, to_fix, policy)
+    surveyed = len(found.snapshots)
+    return _finish(
+        ReconcileReport(
+            applied=True, rotation_id=found.rotation_id, tenants_surveyed=surveyed, rows=rows
+        )
+    )
 
 
 def _validated(tenants: list[str]) -> list[str]:
@@ -138,20 +120,16 @@ def _validated(tenants: list[str]) -> list[str]:
     return [validate_tenant_id(t) for t in dict.fromkeys(tenants)]
 
 
-def _fan_out(
-    tenant_ids: list[str], keys: list[OwnKey], policy: Policy, rotation_id: str
-) -> list[RepairRow]:
+def _fan_out(found: Survey, tenant_ids: list[str], policy: Policy) -> list[RepairRow]:
     if not tenant_ids:
         return []
-    by_tenant: dict[str, list[OwnKey]] = {}
-    for key in keys:
-        by_tenant.setdefault(key.tenant_id, []).append(key)
     progress = create_progress_artifact(
         0.0, key="reconcile-progress", description="Reconcile: tenants repaired"
     )
     assert isinstance(progress, UUID)  # called from a sync flow: the sync variant ran
     futures = {
-        reconcile_tenant.submit(t, by_tenant.get(t, []), policy, rotation_id): t for t in tenant_ids
+        reconcile_tenant.submit(t, found.keys_of(t), policy, found.rotation_id): t
+        for t in tenant_ids
     }
     rows: dict[str, list[RepairRow]] = {}
     step = max(1, len(futures) // 20)
@@ -176,10 +154,8 @@ def _fan_out(
     return [row for t in tenant_ids for row in rows[t]]
 
 
-def _finish(rows: list[RepairRow], *, applied: bool, rotation_id: str, surveyed: int) -> State:
-    report = ReconcileReport(
-        applied=applied, rotation_id=rotation_id, tenants_surveyed=surveyed, rows=rows
-    )
+def _finish(report: ReconcileReport) -> State:
+    rows, applied, surveyed = report.rows, report.applied, report.tenants_surveyed
     tenants = len({r.tenant_id for r in rows})
     failed = [r for r in rows if r.outcome == "failed"]
     attention = [r for r in rows if r.outcome == "needs-attention"]
@@ -202,7 +178,7 @@ def _finish(rows: list[RepairRow], *, applied: bool, rotation_id: str, surveyed:
         description=summary,
     )
     get_run_logger().info(summary)
-    if applied and (failed or attention):
+    if report.failed:
         names = ", ".join(sorted({r.tenant_id for r in failed + attention}))
         return Failed(message=f"{summary}: {names}", data=report)
     return Completed(message=summary, data=report)

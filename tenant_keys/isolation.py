@@ -1,7 +1,7 @@
 """Isolation check: can tenant A's key read tenant B's traces?
 
 Traces one run per tenant with the tenant's own key (the real `langsmith` SDK), reads it back
-with that key, then tries the cross reads. The report says what it saw: with a project per
+with that key through the runs query (`client.runs.query`), then tries the cross reads. The report says what it saw: with a project per
 tenant in one shared workspace, a workspace key reads every project of the workspace
 (LangSmith Cloud's key scope is the workspace), which the report shows as a warning with the
 mitigation; with a workspace per tenant the cross read is refused.
@@ -9,12 +9,13 @@ mitigation; with a workspace per tenant the cross read is refused.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 import langsmith
-from langsmith.utils import LangSmithError
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 from tenant_keys.errors import BadInput
 from tenant_keys.models import validate_tenant_id
@@ -71,43 +72,68 @@ def check_pair(tenant_a: str, tenant_b: str) -> tuple[str, str]:
     return tenant_a, tenant_b
 
 
-def _client(services: Services, tenant_id: str) -> tuple[langsmith.Client, str]:
-    """A client with the tenant's current key (read where it is used) and the tenant's project."""
-    record = services.store.read(tenant_id)
+class _Tenant(BaseModel):
+    """A tenant as the probe uses it: a client with its current key, its project."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    client: langsmith.Client
+    project_id: str
+    project_name: str
+
+
+def _tenant(services: Services, tenant_id: str) -> _Tenant:
+    record = services.store.read(tenant_id)  # the key, read where it is used
     client = langsmith.Client(
         api_url=services.settings.langsmith_url,
         api_key=record.api_key.get_secret_value(),
         workspace_id=record.workspace_id,
     )
-    return client, record.project_name
+    return _Tenant(client=client, project_id=record.project_id, project_name=record.project_name)
 
 
-def _read(client: langsmith.Client, project: str, probe: str) -> tuple[ReadOutcome, int, str]:
+def _read(reader: langsmith.Client, target: _Tenant, probe: str) -> tuple[ReadOutcome, int, str]:
+    """What the reader's key sees of the probe's runs in the target's project, through the runs
+    query (the window covers the probe: it was sent seconds ago)."""
+
+    async def names() -> list[str]:
+        since = datetime.now(UTC) - timedelta(hours=1)
+        query = reader.runs.query(
+            project_ids=[target.project_id], min_start_time=since, is_root=True, selects=["NAME"]
+        )
+        return [run.name async for run in query if run.name is not None]
+
     try:
-        runs = [r for r in client.list_runs(project_name=project, is_root=True) if r.name == probe]
-    except LangSmithError as exc:  # refused or not visible to this key
-        return "refused", 0, type(exc).__name__
-    return "readable", len(runs), f"{len(runs)} probe run(s) listed"
+        seen = sum(name == probe for name in asyncio.run(names()))
+    except Exception as exc:
+        # Refused (401/403) or not visible to this key (404); anything else is not an answer.
+        status = getattr(exc, "status_code", None)
+        if status not in (401, 403, 404):
+            raise
+        return "refused", 0, f"{type(exc).__name__} ({status})"
+    return "readable", seen, f"{seen} probe run(s) listed"
 
 
 def probe_isolation(services: Services, tenant_a: str, tenant_b: str) -> IsolationReport:
     probe = f"isolation-probe-{uuid.uuid4().hex[:8]}"
-    clients = {t: _client(services, t) for t in (tenant_a, tenant_b)}
+    tenants = {t: _tenant(services, t) for t in (tenant_a, tenant_b)}
     try:
-        for tenant_id, (client, project) in clients.items():
-            with langsmith.tracing_context(enabled=True, client=client, project_name=project):
+        for tenant_id, tenant in tenants.items():
+            with langsmith.tracing_context(
+                enabled=True, client=tenant.client, project_name=tenant.project_name
+            ):
                 langsmith.traceable(name=probe)(lambda t: t)(tenant_id)
-            client.flush()
-        own_ok = all(_read(client, project, probe)[1] >= 1 for client, project in clients.values())
+            tenant.client.flush()
+        own_ok = all(_read(t.client, t, probe)[1] >= 1 for t in tenants.values())
         cross = []
         for reader, target in ((tenant_a, tenant_b), (tenant_b, tenant_a)):
-            outcome, seen, detail = _read(clients[reader][0], clients[target][1], probe)
+            outcome, seen, detail = _read(tenants[reader].client, tenants[target], probe)
             cross.append(
                 CrossRead(
                     reader=reader, target=target, outcome=outcome, runs_seen=seen, detail=detail
                 )
             )
     finally:
-        for client, _ in clients.values():
-            client.close()
+        for tenant in tenants.values():
+            tenant.client.close()
     return IsolationReport(tenants=[tenant_a, tenant_b], own_reads_ok=own_ok, cross_reads=cross)

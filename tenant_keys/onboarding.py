@@ -157,6 +157,7 @@ def onboard(
     compensation: nothing is left half written."""
     budget = services.settings.default_trace_budget if trace_budget is None else trace_budget
     started = time.monotonic()
+    refuse_offboarded(services, [tenant_id])
     if services.store.exists(tenant_id):
         return existing(services, tenant_id, started)
     home = ensure_home(services, tenant_id, isolation or services.settings.isolation)

@@ -44,7 +44,9 @@ from tenant_keys.reconcile_plan import (
     RepairKind,
     TenantSnapshot,
     VersionInfo,
+    liveness_from_list,
     own_keys,
+    plan,
     plan_tenant,
 )
 from tenant_keys.rotation import PendingKey, discard_pending_key, error_text, retire_old_key, rotate
@@ -208,6 +210,97 @@ def _version(
         rotation_id=record.rotation_id,
         issued_at=record.issued_at,
         expires_at=record.expires_at,
+    )
+
+
+class Survey(BaseModel):
+    """Steps 1-2 for the tenants surveyed: what reconcile saw, and what it would do."""
+
+    rotation_id: str
+    keys: list[OwnKey]
+    snapshots: list[TenantSnapshot]
+    repairs: list[Repair]
+    events: list[SerializeAsAny[TenantEvent]] = Field(default_factory=list, exclude=True)
+
+    def keys_of(self, tenant_id: str) -> list[OwnKey]:
+        return [k for k in self.keys if k.tenant_id == tenant_id]
+
+    def tenants_to_repair(self) -> list[str]:
+        """Tenants with a repair to do, in the plan's order ("attention" is for a human)."""
+        return list(dict.fromkeys(r.tenant_id for r in self.repairs if r.kind != "attention"))
+
+    def lockable(self, tenant_ids: Iterable[str]) -> list[str]:
+        """Those of the tenants whose repair takes their lock (they have a live secret)."""
+        status = {s.tenant_id: s.status for s in self.snapshots}
+        return [t for t in tenant_ids if status.get(t) in ("active", "offboarding")]
+
+
+def survey(services: Services, named: list[str] | None, policy: Policy, rotation_id: str) -> Survey:
+    """Steps 1-2, reads only: every tenant (or the named ones) and the tool's keys, the plan."""
+    now = utcnow()
+    keys = list_own_keys(services)
+    if named is not None:
+        keys = [k for k in keys if k.tenant_id in named]
+        tenant_ids = set(named)
+    else:
+        tenant_ids = set(services.store.iter_tenants()) | {k.tenant_id for k in keys}
+    snapshots = snapshot_tenants(
+        services.store, tenant_ids, workers=services.settings.max_concurrency
+    )
+    live = liveness_from_list(keys, now)
+    return Survey(
+        rotation_id=rotation_id,
+        keys=keys,
+        snapshots=snapshots,
+        repairs=plan(snapshots, keys, live, now=now, policy=policy, rotation_id=rotation_id),
+        events=overdue_retires(snapshots, now),
+    )
+
+
+class ReconcileReport(BaseModel):
+    applied: bool
+    rotation_id: str
+    tenants_surveyed: int
+    rows: list[RepairRow]
+
+    @property
+    def failed(self) -> bool:
+        """An applied sweep fails if a repair failed or a tenant needs a human."""
+        return self.applied and any(r.outcome in ("failed", "needs-attention") for r in self.rows)
+
+
+def planned(found: Survey) -> ReconcileReport:
+    """A dry run's report: the plan, nothing done."""
+    rows = [
+        row(r, "needs-attention" if r.kind == "attention" else "planned") for r in found.repairs
+    ]
+    return ReconcileReport(
+        applied=False,
+        rotation_id=found.rotation_id,
+        tenants_surveyed=len(found.snapshots),
+        rows=rows,
+    )
+
+
+def reconcile(
+    services: Services,
+    named: list[str] | None,
+    *,
+    apply: bool,
+    policy: Policy,
+    rotation_id: str,
+    locks: TenantLocks,
+) -> ReconcileReport:
+    """The whole sweep in this process, one tenant after another (the flow fans the repairs
+    out as tasks instead)."""
+    found = survey(services, named, policy, rotation_id)
+    if not apply:
+        return planned(found)
+    rows = [row(r, "needs-attention") for r in found.repairs if r.kind == "attention"]
+    for tenant_id in found.tenants_to_repair():
+        rows += repair(services, tenant_id, found.keys_of(tenant_id), policy, rotation_id, locks)
+    return ReconcileReport(
+        applied=True, rotation_id=rotation_id, tenants_surveyed=len(found.snapshots), rows=rows
     )
 
 

@@ -29,7 +29,8 @@ def reconcile(
     """Compare Secrets Manager with LangSmith and repair what failures left half done."""
 
     def action() -> None:
-        from flows.reconcile import ReconcileReport, reconcile
+        from flows.reconcile import reconcile
+        from tenant_keys.reconcile import ReconcileReport
 
         target: Any = [validate_tenant_id(t) for t in tenants] if tenants else "all"
         state = reconcile(

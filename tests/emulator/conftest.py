@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -21,25 +20,6 @@ import pytest
 from devstack.langsmith_emulator import EmulatorServer
 
 from . import spec
-
-# Warnings from the langsmith SDK (deprecations, beta notices, LangSmithWarning) are errors in
-# this suite, so a deprecated read (Client.list_runs, read_run) fails here rather than when the
-# SDK drops it. The SDK attributes its warnings to the caller (stacklevel), hence the filters by
-# category as well as by module.
-LANGSMITH_WARNING_FILTERS = (
-    "error::DeprecationWarning:langsmith",
-    "error::langsmith._internal._beta_decorator.LangSmithDeprecationWarning",
-    "error::langsmith._internal._beta_decorator.LangSmithBetaWarning",
-    "error::langsmith.utils.LangSmithWarning",
-)
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    here = Path(__file__).parent
-    for item in items:
-        if here in item.path.parents:
-            for spec_filter in LANGSMITH_WARNING_FILTERS:
-                item.add_marker(pytest.mark.filterwarnings(spec_filter))
 
 
 @pytest.fixture(scope="session")

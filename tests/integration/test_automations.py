@@ -15,7 +15,6 @@ from typer.testing import CliRunner
 
 from devstack.notify_receiver import Notification, NotificationReceiver
 from devstack.stack import LocalStack
-from flows.onboarding import onboard_tenants
 from flows.reconcile import reconcile
 from flows.revoke import emergency_revoke
 from flows.rotation import rotate_keys
@@ -27,6 +26,7 @@ from tenant_keys.layout import RETIRE_PENDING
 from tenant_keys.rotation import rotate
 from tenant_keys.services import get_services
 from tests.integration.revoke_helpers import tenant_events, wait_for
+from tests.integration.tenants import onboard_directly
 
 pytestmark = pytest.mark.usefixtures("stack")
 runner = CliRunner()
@@ -83,7 +83,7 @@ def test_each_alert_reaches_the_webhook(
     receiver: NotificationReceiver,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    [onboarded] = onboard_tenants([tenant_id])
+    [onboarded] = onboard_directly([tenant_id])
     services = get_services()
 
     # An overdue retire, as reconcile finds it: a key left RETIRE_PENDING by a rotation, and

@@ -7,11 +7,11 @@ from pydantic import SecretStr
 
 from devstack.stack import LocalStack
 from flows.isolation import check_isolation
-from flows.onboarding import onboard_tenants
 from tenant_keys.keys import record_for
 from tenant_keys.langsmith import LangSmithAdmin
 from tenant_keys.models import project_name, version_token
 from tenant_keys.services import get_services
+from tests.integration.tenants import onboard_directly
 
 pytestmark = pytest.mark.usefixtures("stack")
 
@@ -20,7 +20,7 @@ def test_shared_workspace_keys_can_read_each_other_and_the_report_says_so(
     stack: LocalStack, tenant_id: str
 ) -> None:
     a, b = f"{tenant_id}-a", f"{tenant_id}-b"
-    onboard_tenants([a, b])
+    onboard_directly([a, b])
 
     report = check_isolation(a, b)
 

@@ -22,7 +22,6 @@ from pydantic import SecretStr
 from typer.testing import CliRunner
 
 from devstack.stack import LocalStack
-from flows.onboarding import onboard_tenants
 from flows.quota import QuotaReport, check_quotas
 from tasks.events import flush
 from tenant_keys.cli import app
@@ -38,8 +37,7 @@ from tenant_keys.quota import (
 )
 from tenant_keys.services import get_services, reset_services
 from tests.integration.quota_seed import Target, delete_secrets, seed_tenants
-
-pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+from tests.integration.tenants import onboard_directly
 
 
 @dataclass(frozen=True)
@@ -112,7 +110,7 @@ def _client(stack: LocalStack, record: TenantKeyRecord) -> langsmith.Client:
 
 
 def onboard(*tenant_ids: str, budget: int) -> None:
-    results = onboard_tenants(list(tenant_ids), budget)
+    results = onboard_directly(list(tenant_ids), budget)
     assert all(r.outcome == "created" for r in results), results
 
 

@@ -1,37 +1,31 @@
-"""Reconcile on the local stack: each broken state is manufactured for real (a rotation stopped
-after a step, a key deleted behind the tool's back, an orphan minted, a key about to expire),
-then reconcile repairs it and a second reconcile finds nothing to do."""
+"""Reconcile through Prefect: the flow's report, artifact and final state, and its bad input.
+The repairs themselves are tested in tests/core/test_reconcile.py."""
 
 from __future__ import annotations
-
-from datetime import timedelta
 
 import pytest
 
 from devstack.stack import LocalStack
-from flows.onboarding import onboard_tenants
-from flows.reconcile import ReconcileReport, reconcile
+from flows.reconcile import reconcile
 from tenant_keys.errors import BadInput
-from tenant_keys.keys import mint_key, record_for
-from tenant_keys.layout import CURRENT, PENDING, RETIRE_PENDING
-from tenant_keys.models import key_description, utcnow, version_token
+from tenant_keys.keys import mint_key
+from tenant_keys.reconcile import ReconcileReport
 from tenant_keys.rotation import (
-    PendingKey,
     create_pending_key,
     promote_pending_key,
-    retire_old_key,
 )
 from tenant_keys.rotation import (
     test_pending_key as check_pending_key,  # renamed: pytest would collect a test_* name
 )
 from tenant_keys.services import get_services
-from tests.invariants import assert_no_orphans, current_key_works, live_tool_keys
+from tests.integration.tenants import onboard_directly
+from tests.invariants import live_tool_keys
 
 pytestmark = pytest.mark.usefixtures("stack")
 
 
 def _onboarded(tenant_id: str) -> str:
-    [result] = onboard_tenants([tenant_id])
+    [result] = onboard_directly([tenant_id])
     assert result.key_id
     return result.key_id
 
@@ -81,163 +75,6 @@ def _stop_after_promote(tenant_id: str, rotation_id: str) -> str:
     check_pending_key(services, tenant_id, pending)
     promote_pending_key(services, tenant_id, pending, state)
     return pending.key_id
-
-
-def test_a_rotation_stopped_after_create_is_resumed_with_its_own_key(
-    stack: LocalStack, tenant_id: str
-) -> None:
-    old_key = _onboarded(tenant_id)
-    new_key = _stop_after_create(tenant_id, "r-crashed")
-
-    report = _reconcile([tenant_id], apply=True)
-
-    assert _repairs(report, tenant_id) == [("resume-rotation", "done")]
-    record = get_services().store.read(tenant_id)
-    assert (record.key_id, record.rotation_id) == (new_key, "r-crashed"), "no second key minted"
-    assert current_key_works(tenant_id)
-    assert live_tool_keys(stack, tenant_id) == {new_key}
-    assert old_key not in live_tool_keys(stack, tenant_id)
-    assert {PENDING, RETIRE_PENDING}.isdisjoint(_labels(tenant_id))
-    _assert_nothing_to_do(tenant_id)
-
-
-def test_a_promotion_stopped_half_way_is_finished(stack: LocalStack, tenant_id: str) -> None:
-    old_key = _onboarded(tenant_id)
-    services = get_services()
-    before = services.store.describe(tenant_id)
-    new_key = _stop_after_create(tenant_id, "r-midpromote")
-    # AWSCURRENT moved to the new version; AWSPENDING still on it, nothing marked for retire.
-    pending_version = services.store.describe(tenant_id).version_with(PENDING)
-    assert pending_version is not None
-    services.store.move_label(
-        tenant_id, CURRENT, to_version=pending_version, from_version=before.version_with(CURRENT)
-    )
-
-    report = _reconcile([tenant_id], apply=True)
-
-    assert _repairs(report, tenant_id) == [("resume-rotation", "done")]
-    assert services.store.read(tenant_id).key_id == new_key
-    assert live_tool_keys(stack, tenant_id) == {new_key}, f"old key {old_key} must be retired"
-    assert {PENDING, RETIRE_PENDING}.isdisjoint(_labels(tenant_id))
-    _assert_nothing_to_do(tenant_id)
-
-
-def test_a_pending_key_deleted_behind_the_tool_is_discarded(
-    stack: LocalStack, tenant_id: str
-) -> None:
-    old_key = _onboarded(tenant_id)
-    pending_key = _stop_after_create(tenant_id, "r-lost-pending")
-    assert get_services().langsmith.delete_key(pending_key)
-
-    report = _reconcile([tenant_id], apply=True)
-
-    assert _repairs(report, tenant_id) == [("discard-pending", "done")]
-    assert get_services().store.read(tenant_id).key_id == old_key
-    assert current_key_works(tenant_id)
-    assert PENDING not in _labels(tenant_id)
-    _assert_nothing_to_do(tenant_id)
-
-
-def test_retire_pending_is_retired(stack: LocalStack, tenant_id: str) -> None:
-    old_key = _onboarded(tenant_id)
-    new_key = _stop_after_promote(tenant_id, "r-unretired")
-    assert old_key in live_tool_keys(stack, tenant_id)
-
-    report = _reconcile([tenant_id], apply=True)
-
-    assert _repairs(report, tenant_id) == [("retire", "done")]
-    assert live_tool_keys(stack, tenant_id) == {new_key}
-    assert RETIRE_PENDING not in _labels(tenant_id)
-    assert current_key_works(tenant_id)
-    _assert_nothing_to_do(tenant_id)
-
-
-def test_a_current_key_deleted_behind_the_tool_is_replaced_loudly(
-    stack: LocalStack, tenant_id: str
-) -> None:
-    dead_key = _onboarded(tenant_id)
-    assert get_services().langsmith.delete_key(dead_key)
-    assert not current_key_works(tenant_id)
-
-    report = _reconcile([tenant_id], apply=True)
-
-    [row] = [r for r in report.rows if r.tenant_id == tenant_id]
-    assert (row.kind, row.outcome, row.key_id) == ("replace-dead-key", "done", dead_key)
-    assert row.reason.startswith("DRIFT") and row.new_key_id
-    record = get_services().store.read(tenant_id)
-    assert record.key_id == row.new_key_id and record.rotation_id == report.rotation_id
-    assert current_key_works(tenant_id)
-    assert live_tool_keys(stack, tenant_id) == {record.key_id}
-    assert {PENDING, RETIRE_PENDING}.isdisjoint(_labels(tenant_id))
-    _assert_nothing_to_do(tenant_id)
-
-
-def test_a_key_close_to_expiry_is_rotated_early(stack: LocalStack, tenant_id: str) -> None:
-    _onboarded(tenant_id)
-    services = get_services()
-    # Give the tenant a current key that expires in two days (as a short-lived mint would).
-    base = services.store.read(tenant_id)
-    created = services.langsmith.create_key(
-        key_description(tenant_id, "r-short"), expires_at=utcnow() + timedelta(days=2)
-    )
-    record = record_for(
-        created,
-        project_id=base.project_id,
-        project_name=base.project_name,
-        workspace_id=base.workspace_id,
-        rotation_id="r-short",
-    )
-    state = services.store.describe(tenant_id)
-    token = version_token(tenant_id, "r-short")
-    services.store.put_pending(tenant_id, record, token=token)
-    pending = PendingKey(token=token, key_id=created.id, resumed=False)
-    promote_pending_key(services, tenant_id, pending, state)
-    retire_old_key(services, tenant_id, grace_seconds=0, state=services.store.describe(tenant_id))
-    assert services.store.read(tenant_id).key_id == created.id
-
-    report = _reconcile([tenant_id], apply=True)
-
-    assert _repairs(report, tenant_id) == [("rotate-expiring", "done")]
-    record = services.store.read(tenant_id)
-    assert record.key_id != created.id and record.expires_at is not None
-    assert record.expires_at - utcnow() > timedelta(days=7)
-    assert live_tool_keys(stack, tenant_id) == {record.key_id}
-    _assert_nothing_to_do(tenant_id)
-
-
-def test_orphans_are_deleted_and_foreign_keys_never_touched(
-    stack: LocalStack, tenant_id: str
-) -> None:
-    current = _onboarded(tenant_id)
-    services = get_services()
-    # A crash between mint and store: a key with the tool's description that no secret holds.
-    orphan = mint_key(services, tenant_id, "r-died-before-store").id
-    # Keys someone else made in the same workspace, one of them naming the tenant.
-    foreign = [
-        services.langsmith.create_key(description, expires_at=None).id
-        for description in (f"tenant-keys tenant={tenant_id}", f"ci key for {tenant_id}")
-    ]
-    # An onboarding that died before storing its secret: a tenant with keys and no secret.
-    ghost = f"{tenant_id}-ghost"
-    ghost_key = mint_key(services, ghost, "onboard").id
-
-    young = _reconcile([tenant_id, ghost], apply=False, orphan_min_age_seconds=600)
-    assert young.rows == [], "keys younger than the orphan age are spared (may be in flight)"
-
-    report = _reconcile("all", apply=True)
-
-    assert ("delete-orphan", "done") in _repairs(report, tenant_id)
-    assert _repairs(report, ghost) == [("delete-orphan", "done")]
-    assert live_tool_keys(stack, tenant_id) == {current}
-    assert live_tool_keys(stack, ghost) == set()
-    listed = {key.id for key in services.langsmith.list_keys()}
-    assert set(foreign) <= listed, "keys the tool did not mint must survive"
-    assert orphan not in listed and ghost_key not in listed
-    assert current_key_works(tenant_id)
-    assert_no_orphans(stack, tenant_id)
-    _assert_nothing_to_do(tenant_id)
-    for key_id in foreign:
-        services.langsmith.delete_key(key_id)
 
 
 def test_dry_run_plans_every_repair_and_changes_nothing(stack: LocalStack, tenant_id: str) -> None:

@@ -17,7 +17,6 @@ from pydantic import SecretStr
 from typer.testing import CliRunner
 
 from devstack.stack import LocalStack, free_port
-from flows.onboarding import onboard_tenants
 from flows.revoke import TRIGGER_PARAMETERS, TRIGGER_RESOURCES, emergency_revoke
 from tasks.events import flush
 from tenant_keys.cli import app
@@ -34,6 +33,7 @@ from tests.integration.revoke_helpers import (
     tenant_events,
     wait_for,
 )
+from tests.integration.tenants import onboard_directly
 from tests.invariants import (
     assert_no_orphans,
     assert_no_plaintext_in_prefect,
@@ -52,7 +52,7 @@ DELETE = "DELETE /api/v1/api-key/{api_key_id}"
 
 
 def _onboarded(tenant_id: str) -> tuple[str, SecretStr]:
-    [result] = onboard_tenants([tenant_id])
+    [result] = onboard_directly([tenant_id])
     record = get_services().store.read(tenant_id)
     assert result.key_id == record.key_id
     return record.key_id, record.api_key
@@ -115,7 +115,7 @@ def test_bad_input_gets_one_line_and_revokes_nothing(
     stack: LocalStack, tenant_id: str, args: list[str], message: str
 ) -> None:
     other = f"{tenant_id}-other"
-    onboard_tenants([tenant_id, other])
+    onboard_directly([tenant_id, other])
     other_key = get_services().store.read(other).key_id
     before = _deletes(stack)
     filled = [

@@ -17,11 +17,11 @@ from prefect.states import State
 
 import flows.rotation as rotation_flow
 from devstack.stack import LocalStack
-from flows.onboarding import onboard_tenants
 from flows.rotation import rotate_keys
 from tasks.locks import tenant_locks
 from tenant_keys.layout import CURRENT, PENDING, RETIRE_PENDING
 from tenant_keys.services import get_services, reset_services
+from tests.integration.tenants import onboard_directly
 from tests.invariants import assert_no_orphans, current_key_works, live_tool_keys
 
 pytestmark = pytest.mark.usefixtures("stack")
@@ -30,7 +30,7 @@ DELETE_KEY = "/api/v1/api-key/{api_key_id}"
 
 
 def _onboarded(tenant_id: str) -> str:
-    [result] = onboard_tenants([tenant_id])
+    [result] = onboard_directly([tenant_id])
     assert result.key_id
     return result.key_id
 
@@ -61,7 +61,7 @@ def test_rotation_replaces_the_key_and_deletes_the_old_one(
 
 def test_one_failing_tenant_does_not_stop_the_others(stack: LocalStack, tenant_id: str) -> None:
     ids = [f"{tenant_id}-{n}" for n in range(3)]
-    onboard_tenants(ids)
+    onboard_directly(ids)
     broken = ids[1]
     # Someone edits the tenant's secret into bad JSON.
     sm = boto3.client("secretsmanager", endpoint_url=stack.moto.url, region_name="us-east-1")
@@ -82,7 +82,7 @@ def test_a_lock_held_past_the_wait_fails_the_batch_visibly_and_touches_nothing(
     stack: LocalStack, tenant_id: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     ids = [f"{tenant_id}-{n}" for n in range(2)]  # one batch: its locks go under one lease
-    onboard_tenants(ids)
+    onboard_directly(ids)
     store = get_services().store
     keys = {t: store.read(t).key_id for t in ids}
     monkeypatch.setenv("TENANT_KEYS_LOCK_WAIT_SECONDS", "2")
@@ -119,7 +119,7 @@ def test_a_batch_task_that_breaks_fails_each_of_its_tenants(
     stack: LocalStack, tenant_id: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     ids = [f"{tenant_id}-{n}" for n in range(2)]
-    onboard_tenants(ids)
+    onboard_directly(ids)
     keys = {t: get_services().store.read(t).key_id for t in ids}
 
     # The lock server failing with a 500 cannot be provoked on the local stack: patched.
@@ -198,7 +198,7 @@ def test_cli_rotates_several_tenants_with_a_progress_bar(stack: LocalStack, tena
     from tenant_keys.cli import app
 
     ids = [f"{tenant_id}-{n}" for n in range(3)]
-    onboard_tenants(ids)
+    onboard_directly(ids)
     before = {t: get_services().store.read(t).key_id for t in ids}
 
     result = CliRunner().invoke(app, ["rotate", *ids, "--rotation-id", "r-cli"])

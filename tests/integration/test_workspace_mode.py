@@ -21,9 +21,9 @@ from devstack.stack import LocalStack
 from flows.isolation import check_isolation
 from flows.migrate import migrate_tenant
 from flows.offboarding import offboard_tenant
-from flows.onboarding import OnboardingResult, onboard_tenants
+from flows.onboarding import onboard_tenants
 from flows.quota import QuotaReport, check_quotas
-from flows.reconcile import ReconcileReport, reconcile
+from flows.reconcile import reconcile
 from flows.revoke import emergency_revoke
 from flows.rotation import rotate_keys
 from tenant_keys import migration as migrate_steps
@@ -32,6 +32,8 @@ from tenant_keys.errors import BadInput, Forbidden, OrgKeyNeedsWorkspace
 from tenant_keys.keys import KeyHome, mint_key
 from tenant_keys.langsmith import LangSmithAdmin
 from tenant_keys.layout import TAG_BUDGET, TAG_ISOLATION, TAG_WORKSPACE
+from tenant_keys.onboarding import OnboardingResult
+from tenant_keys.reconcile import ReconcileReport
 from tenant_keys.runtime import TenantTracing
 from tenant_keys.services import get_services, reset_services
 from tests.invariants import assert_no_orphans, current_key_works, live_tool_keys, minted_keys
