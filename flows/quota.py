@@ -198,7 +198,8 @@ def _collect(future: PrefectFuture[QuotaTransition], row: QuotaRow) -> QuotaTran
 
 def _summary(start: datetime, rows: list[QuotaRow], transitions: list[QuotaTransition]) -> str:
     counts = count_by_status(rows)
-    parts = [f"{counts.get(s, 0)} {s}" for s in ("ok", "warning", "exceeded", "project-missing")]
+    statuses = ("ok", "warning", "exceeded", "project-missing", "conflict")
+    parts = [f"{counts.get(s, 0)} {s}" for s in statuses]
     top = next((r for r in rows if r.share is not None), None)
     most = f"; most used: {top.tenant_id} {format_share(top.share)} %" if top else ""
     return (

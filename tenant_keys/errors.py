@@ -10,6 +10,7 @@ and none ever holds a key: callers pass key ids and secret names, never key mate
     ├── CorruptSecret            a secret someone edited into something unreadable
     ├── SecretStoreError         Secrets Manager refused or failed a call
     ├── LockUnavailable          a tenant's lock is missing or not free in time
+    ├── NotOwned                 a key or project not provably the tenant's: left alone
     ├── KeyTestFailed            a new key did not authenticate; not promoted
     ├── RetireFailed             an old key survived its retire (forward compensation)
     ├── RevokeFailed             a suspect key could not be shown dead
@@ -100,6 +101,18 @@ class SecretStoreError(TenantKeysError):
 
 class LockUnavailable(TenantKeysError):
     """A tenant's lock does not exist, or another run held it past the wait."""
+
+
+class NotOwned(TenantKeysError):
+    """LangSmith's record does not show the key or project as this tenant's and the tool's:
+    nothing was done to it."""
+
+    def __init__(self, tenant_id: str, what: str, why: str) -> None:
+        super().__init__(
+            f"NotOwned: {what} is not provably tenant {tenant_id!r}'s ({why}); it was left alone. "
+            "Its secret may have been edited: check it, then `tenant-keys reconcile`"
+        )
+        self.tenant_id = tenant_id
 
 
 class KeyTestFailed(TenantKeysError):

@@ -160,6 +160,14 @@ def mint_key(
     raise AssertionError("unreachable")
 
 
+def delete_owned(services: Services, tenant_id: str, home: KeyHome, key_id: str) -> bool:
+    """Delete a key of the tenant after proving at LangSmith that it is the tenant's (`NotOwned`
+    otherwise: nothing is deleted); False: it was already gone."""
+    if not services.ownership.key(tenant_id, key_id, service_key=home.mode == "workspace"):
+        return False
+    return home.delete(services.langsmith, key_id)
+
+
 def delete_keys_described(
     langsmith: LangSmithAdmin, description: str, home: KeyHome = PROJECT_HOME
 ) -> list[str]:

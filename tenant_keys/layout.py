@@ -31,6 +31,9 @@ TAG_BUDGET = "tenant-keys:trace-budget"
 TAG_ISOLATION = "tenant-keys:isolation"  # project | workspace
 TAG_WORKSPACE = "tenant-keys:workspace-id"  # workspace isolation: the tenant's own workspace
 TAG_QUOTA_STATUS = "tenant-keys:quota-status"  # the quota status last reported (ok when absent)
+# "pending" from the secret's creation until its key is verified, then "done": only a pending
+# secret may be deleted without a recovery window (deployments/iam-policy.json denies the rest).
+TAG_ONBOARDING = "tenant-keys:onboarding"
 # Set when an offboarding starts: reconcile finishes it, onboarding refuses the id meanwhile.
 TAG_OFFBOARDING = "tenant-keys:offboarding"
 # "The emergency replacement failed: this tenant has no working key." It names the dead key

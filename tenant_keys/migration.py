@@ -24,12 +24,13 @@ from tenant_keys.keys import (
     KeyHome,
     KeyRef,
     check_key,
+    delete_owned,
     mint_and_store,
     workspace_home,
 )
 from tenant_keys.langsmith import Project
 from tenant_keys.layout import CURRENT, MIGRATING, PENDING, RETIRE_PENDING, TAG_PROJECT, SecretState
-from tenant_keys.models import parse_key_description, project_name
+from tenant_keys.models import parse_key_description, project_description, project_name
 from tenant_keys.rotation import PendingKey, discard_pending_key
 from tenant_keys.services import Services
 from tenant_keys.workspaces import ensure_tenant_workspace
@@ -93,7 +94,7 @@ def ensure_target(services: Services, tenant_id: str) -> MigrationTarget:
     workspace = ensure_tenant_workspace(services.langsmith, tenant_id)
     project: Project = services.langsmith.ensure_project(
         project_name(tenant_id),
-        description=f"Traces of tenant {tenant_id} (managed by tenant-keys)",
+        description=project_description(tenant_id),
         workspace_id=workspace.id,
     )
     return MigrationTarget(
@@ -139,7 +140,7 @@ def discard_new_key(
 ) -> None:
     """Undo: delete the new key (404 is fine), drop `MIGRATING`. The old key stays current."""
     assert new.version_id is not None
-    target.home.delete(services.langsmith, new.key_id)
+    delete_owned(services, tenant_id, target.home, new.key_id)
     services.store.remove_label(tenant_id, MIGRATING, from_version=new.version_id)
 
 

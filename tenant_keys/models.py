@@ -45,6 +45,14 @@ def project_name(tenant_id: str) -> str:
     return f"tenant-{tenant_id}"
 
 
+# The tool's mark on the projects it creates: only those may it ever delete.
+PROJECT_MARKER = "(managed by tenant-keys)"
+
+
+def project_description(tenant_id: str) -> str:
+    return f"Traces of tenant {tenant_id} {PROJECT_MARKER}"
+
+
 def key_description(tenant_id: str, rotation_id: str) -> str:
     return f"{KEY_DESCRIPTION_PREFIX} tenant={tenant_id} rotation={rotation_id}"
 

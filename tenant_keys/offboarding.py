@@ -4,8 +4,9 @@ Each step is safe to repeat, so a rerun after a crash at any point finishes the 
 1. mark: tag the secret `tenant-keys:offboarding`, the durable record that an offboarding
    started. Reconcile finishes such a tenant instead of "repairing" its dead keys, and
    onboarding refuses the id meanwhile;
-2. revoke every key of the tenant at LangSmith: the keys its secret's versions name and
-   every key listed with its description (404: already gone);
+2. revoke every key LangSmith lists as minted for the tenant (its description), then prove
+   each dead: the keys its secret holds get 401; the others are gone from the list. A key
+   the secret names that LangSmith lists as someone else's is never touched (a conflict);
 3. schedule the secret's deletion with the recovery window (`secret_recovery_days`), or,
    with force, delete it now (after restoring it if it was scheduled: AWS refuses a force
    delete of a secret scheduled for deletion);
@@ -17,15 +18,14 @@ which keys to revoke. `offboard` drives the steps; the caller holds the tenant's
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Mapping
 from typing import Literal
 
 from pydantic import BaseModel, Field, SerializeAsAny
 
-from tenant_keys.errors import CorruptSecret, TenantNotFound
+from tenant_keys.errors import CorruptSecret, RevokeFailed, TenantNotFound
 from tenant_keys.events import TenantEvent, TenantOffboardedEvent
-from tenant_keys.keys import PROJECT_HOME, KeyHome, keys_by_mode
-from tenant_keys.layout import TAG_OFFBOARDING, TAG_PROJECT, SecretState
+from tenant_keys.keys import PROJECT_HOME, KeyHome, key_works, keys_by_mode
+from tenant_keys.layout import TAG_OFFBOARDING, TAG_PROJECT, SecretState, TenantKeyRecord
 from tenant_keys.models import IsolationMode, parse_key_description, project_name, utcnow
 from tenant_keys.services import Services
 
@@ -37,6 +37,8 @@ class OffboardingResult(BaseModel):
     tenant_id: str
     outcome: Literal["offboarded", "already-offboarded", "nothing-found"]
     revoked_key_ids: list[str] = []
+    # Keys its secret held that LangSmith lists as someone else's: left alone (a conflict).
+    not_owned: list[str] = []
     secret: SecretOutcome
     recovery_days: int | None = None
     project: ProjectOutcome
@@ -63,40 +65,65 @@ def mark_offboarding(services: Services, tenant_id: str, state: SecretState | No
     return True
 
 
-def tenant_key_ids(
-    services: Services, tenant_id: str, state: SecretState | None
-) -> dict[str, IsolationMode]:
-    """Every key id of the tenant, with the kind of key it is (its mode): named by a labelled
-    version, or listed with its description (workspace keys and org service keys)."""
-    key_ids: dict[str, IsolationMode] = {}
-    for mode, keys in keys_by_mode(services).items():
-        for key in keys:
-            parsed = parse_key_description(key.description)
-            if parsed is not None and parsed[0] == tenant_id:
-                key_ids[key.id] = mode
-    if state is None or state.scheduled_for_deletion:
-        return key_ids  # a secret scheduled for deletion cannot be read (AWS refuses)
-    mode = KeyHome.of(state.tags).mode
-    for version, labels in state.versions.items():
-        try:
-            record = services.store.read(tenant_id, stage=labels[0], version_id=version)
-        except CorruptSecret:
-            continue  # an edited version names no key; the description sweep still finds ours
-        key_ids.setdefault(record.key_id, mode)
-    return key_ids
+class TenantKeys(BaseModel):
+    """The tenant's keys as offboarding sees them: ids and kinds; the records the secret holds
+    are kept for the proof of death (their keys must get 401), never shown."""
+
+    # Listed at LangSmith with this tenant's description: the keys to revoke.
+    minted: dict[str, IsolationMode] = {}
+    # Key id -> the record of a labelled version holding it.
+    held: dict[str, TenantKeyRecord] = {}
+    # Held, but LangSmith lists them as someone else's (the secret was edited): left alone.
+    not_owned: list[str] = []
 
 
-def revoke_keys(
-    services: Services, key_ids: Iterable[str], modes: Mapping[str, IsolationMode] | None = None
-) -> list[str]:
-    """Delete the keys at LangSmith, each at the endpoint of its kind (`modes`, by default a
-    workspace key); returns those deleted now (the rest were already gone)."""
-    kinds = modes or {}
+def find_tenant_keys(services: Services, tenant_id: str, state: SecretState | None) -> TenantKeys:
+    """Every key minted for the tenant (one listing per key kind), and the records its secret's
+    labelled versions hold."""
+    listed = keys_by_mode(services)
+    owners = {
+        key.id: parse_key_description(key.description) for keys in listed.values() for key in keys
+    }
+    minted = {
+        key.id: mode
+        for mode, keys in listed.items()
+        for key in keys
+        if (owner := owners[key.id]) is not None and owner[0] == tenant_id
+    }
+    held: dict[str, TenantKeyRecord] = {}
+    if state is not None and not state.scheduled_for_deletion:  # AWS refuses to read those
+        for version, labels in state.versions.items():
+            try:
+                record = services.store.read(tenant_id, stage=labels[0], version_id=version)
+            except CorruptSecret:
+                continue  # an edited version names no key; the description sweep finds ours
+            held[record.key_id] = record
+    not_owned = sorted(k for k in held if k in owners and k not in minted)
+    return TenantKeys(minted=minted, held=held, not_owned=not_owned)
+
+
+def revoke_keys(services: Services, keys: TenantKeys) -> list[str]:
+    """Delete every key minted for the tenant, each at the endpoint of its kind; returns those
+    deleted now (the rest were already gone)."""
     return [
         key_id
-        for key_id in sorted(key_ids)
-        if KeyHome(mode=kinds.get(key_id, "project")).delete(services.langsmith, key_id)
+        for key_id, mode in sorted(keys.minted.items())
+        if KeyHome(mode=mode).delete(services.langsmith, key_id)
     ]
+
+
+def confirm_dead(services: Services, tenant_id: str, keys: TenantKeys) -> None:
+    """Every key of the tenant is refused: a key its secret holds gets 401 when used (a 404 from
+    the admin API alone is no proof: it may be the wrong workspace); any other is gone from
+    LangSmith's list. Raises `RevokeFailed` otherwise, before the secret is touched."""
+    for key_id, record in sorted(keys.held.items()):
+        if key_id not in keys.not_owned and key_works(services.langsmith, record):
+            raise RevokeFailed(tenant_id, key_id, "still accepted after offboarding deleted it")
+    alive = set(keys.minted) & {
+        key.id for listed in keys_by_mode(services).values() for key in listed
+    }
+    if alive:
+        raise RevokeFailed(tenant_id, sorted(alive)[0], "still listed after its delete")
 
 
 def delete_secret(
@@ -113,21 +140,32 @@ def delete_secret(
     return "deleted" if force else "scheduled"
 
 
-def remove_project(
-    services: Services, tenant_id: str, state: SecretState | None, *, delete: bool
-) -> tuple[ProjectOutcome, str | None]:
-    project_id = state.tags.get(TAG_PROJECT) if state else None
-    # Workspace mode: the project is in the tenant's own workspace (which is kept).
+def tenant_project(
+    services: Services, tenant_id: str, state: SecretState | None
+) -> tuple[str | None, str | None]:
+    """(project id, workspace id) of the tenant's project: its secret's tag, else the project
+    named for it; None when there is none."""
     workspace = (KeyHome.of(state.tags) if state else PROJECT_HOME).workspace_id
+    project_id = state.tags.get(TAG_PROJECT) if state else None
     if project_id is None:
         found = services.langsmith.find_project(project_name(tenant_id), workspace_id=workspace)
         project_id = found.id if found else None
+    return project_id, workspace
+
+
+def remove_project(
+    services: Services, project_id: str | None, workspace: str | None, *, delete: bool
+) -> ProjectOutcome:
+    """Delete the project when asked (its ownership was proven before anything was done)."""
     if project_id is None:
-        return "absent", None
+        return "absent"
     if not delete:
-        return "kept", project_id
-    deleted = services.langsmith.delete_project(project_id, workspace_id=workspace)
-    return ("deleted" if deleted else "absent"), project_id
+        return "kept"
+    return (
+        "deleted"
+        if services.langsmith.delete_project(project_id, workspace_id=workspace)
+        else "absent"
+    )
 
 
 # -- the driver ------------------------------------------------------------------------------
@@ -139,11 +177,17 @@ def offboard(
     """Offboard one tenant; the caller holds its lock. Rerun to finish a crashed run."""
     started = time.monotonic()
     state = find_secret(services, tenant_id)
+    project_id, workspace = tenant_project(services, tenant_id, state)
+    if delete_project and project_id is not None:
+        # Proven before anything is done: a project someone else made, or a tag edited to name
+        # another tenant's, is never deleted (`NotOwned`).
+        services.ownership.project(tenant_id, project_id, workspace)
     tagged = mark_offboarding(services, tenant_id, state)
-    key_ids = tenant_key_ids(services, tenant_id, state)
-    revoked = revoke_keys(services, key_ids, modes=key_ids)
+    keys = find_tenant_keys(services, tenant_id, state)
+    revoked = revoke_keys(services, keys)
+    confirm_dead(services, tenant_id, keys)
     secret = delete_secret(services, tenant_id, state, force=force)
-    project, project_id = remove_project(services, tenant_id, state, delete=delete_project)
+    project = remove_project(services, project_id, workspace, delete=delete_project)
 
     changed = tagged or revoked or secret in ("scheduled", "deleted") or project == "deleted"
     if changed:
@@ -167,6 +211,7 @@ def offboard(
         tenant_id=tenant_id,
         outcome=outcome,
         revoked_key_ids=revoked,
+        not_owned=keys.not_owned,
         secret=secret,
         recovery_days=services.settings.secret_recovery_days if secret == "scheduled" else None,
         project=project,

@@ -25,8 +25,14 @@ from tenant_keys.keys import (
     workspace_home,
 )
 from tenant_keys.langsmith import Project
-from tenant_keys.layout import TAG_BUDGET, TAG_PROJECT
-from tenant_keys.models import IsolationMode, project_name, validate_tenant_id, version_token
+from tenant_keys.layout import TAG_BUDGET, TAG_ONBOARDING, TAG_PROJECT
+from tenant_keys.models import (
+    IsolationMode,
+    project_description,
+    project_name,
+    validate_tenant_id,
+    version_token,
+)
 from tenant_keys.services import Services
 from tenant_keys.workspaces import ensure_tenant_workspace
 
@@ -94,7 +100,7 @@ def ensure_home(services: Services, tenant_id: str, isolation: IsolationMode) ->
 def ensure_project(services: Services, tenant_id: str, home: KeyHome = PROJECT_HOME) -> Project:
     return services.langsmith.ensure_project(
         project_name(tenant_id),
-        description=f"Traces of tenant {tenant_id} (managed by tenant-keys)",
+        description=project_description(tenant_id),
         workspace_id=home.workspace_id,
     )
 
@@ -122,7 +128,12 @@ def issue_key(
             tenant_id,
             record,
             token=version_token(tenant_id, ONBOARDING_ROTATION),
-            tags={TAG_PROJECT: project.id, TAG_BUDGET: str(trace_budget), **home.tags()},
+            tags={
+                TAG_PROJECT: project.id,
+                TAG_BUDGET: str(trace_budget),
+                TAG_ONBOARDING: "pending",
+                **home.tags(),
+            },
         )
     except BaseException:
         home.delete(services.langsmith, created.id)
@@ -133,8 +144,10 @@ def issue_key(
 
 
 def verify_key(services: Services, tenant_id: str) -> None:
-    """The stored AWSCURRENT key authenticates at LangSmith (read back, as an app would)."""
+    """The stored AWSCURRENT key authenticates at LangSmith (read back, as an app would); the
+    secret is then marked onboarded, and can no longer be deleted without a recovery window."""
     check_key(services.langsmith, services.store.read(tenant_id), tenant_id)
+    services.store.set_tags(tenant_id, {TAG_ONBOARDING: "done"})
 
 
 def undo_issue_key(

@@ -14,7 +14,7 @@ Where the numbers come from (docs/quota.md has the details):
 from __future__ import annotations
 
 import math
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Literal
@@ -29,7 +29,9 @@ from tenant_keys.models import project_name, validate_tenant_id
 from tenant_keys.secret_store import SecretStore
 from tenant_keys.services import Services
 
-RowStatus = Literal["ok", "warning", "exceeded", "project-missing"]
+# "conflict": the tenant's project tag names a project that another tenant's tag names too, or
+# one that is not named for it: not measured, never alerted on or limited.
+RowStatus = Literal["ok", "warning", "exceeded", "project-missing", "conflict"]
 
 PROJECT_NAME_FILTER = project_name("")  # "tenant-": every tenant project's name has it
 DEFAULT_WARNING_SHARE = 0.8
@@ -77,9 +79,10 @@ class QuotaRow(BaseModel):
     @property
     def new_status(self) -> QuotaStatus | None:
         """The status to remember, or None when nothing changed (or nothing could be measured)."""
-        if self.status == "project-missing" or self.status == self.reported:
+        status = self.status
+        if status == "project-missing" or status == "conflict" or status == self.reported:
             return None
-        return self.status
+        return status
 
 
 # -- inputs ----------------------------------------------------------------------------------
@@ -206,14 +209,21 @@ def assess(
     usage: dict[str, ProjectUsage],
     warning_share: float,
 ) -> list[QuotaRow]:
-    """One row per tenant, most used share of budget first; missing projects last."""
+    """One row per tenant, most used share of budget first; missing projects and conflicts last."""
+    tenants = list(tenants)
     by_name = {u.project_name: u for u in usage.values()}
+    tagged = Counter(t.project_id for t in tenants if t.project_id)
     rows = []
     for tenant in tenants:
         found = usage.get(tenant.project_id or "")
         if found is None and tenant.project_id is None:  # no project tag: fall back on the name
             found = by_name.get(project_name(tenant.tenant_id))
-        rows.append(_row(tenant, found, warning_share))
+        shared = tenant.project_id is not None and tagged[tenant.project_id] > 1
+        foreign = found is not None and found.project_name != project_name(tenant.tenant_id)
+        row = _row(tenant, found, warning_share)
+        if shared or foreign:
+            row = row.model_copy(update={"status": "conflict", "traces": None, "share": None})
+        rows.append(row)
     return sorted(rows, key=_rank)
 
 

@@ -210,6 +210,7 @@ def _version(
         rotation_id=record.rotation_id,
         issued_at=record.issued_at,
         expires_at=record.expires_at,
+        project_id=record.project_id,
     )
 
 

@@ -65,6 +65,7 @@ class VersionInfo(_Frozen):
     rotation_id: str
     issued_at: datetime
     expires_at: datetime | None = None
+    project_id: str | None = None
 
 
 class TenantSnapshot(_Frozen):
@@ -158,12 +159,19 @@ def plan(
     policy: Policy,
     rotation_id: str,
 ) -> list[Repair]:
-    """Repairs for every surveyed tenant. Keys of tenants that were not surveyed are left alone."""
+    """Repairs for every surveyed tenant. Keys of tenants that were not surveyed are left alone,
+    and so is every tenant in a conflict (a key or project that two secrets name): a human
+    decides which secret was edited."""
     by_tenant: dict[str, list[OwnKey]] = {}
     for key in keys:
         by_tenant.setdefault(key.tenant_id, []).append(key)
+    conflicted = conflicts(snapshots)
     repairs: list[Repair] = []
     for snapshot in sorted(snapshots, key=lambda s: s.tenant_id):
+        if snapshot.tenant_id in conflicted:
+            why = conflicted[snapshot.tenant_id]
+            repairs.append(Repair(tenant_id=snapshot.tenant_id, kind="attention", reason=why))
+            continue
         repairs += plan_tenant(
             snapshot,
             live,
@@ -173,6 +181,29 @@ def plan(
             rotation_id=rotation_id,
         )
     return repairs
+
+
+def conflicts(snapshots: Iterable[TenantSnapshot]) -> dict[str, str]:
+    """Tenants whose secret names a key or project that another tenant's secret names too,
+    with the reason in one line. Neither is acted on: one of the secrets was edited."""
+    holders: dict[tuple[str, str], set[str]] = {}
+    for snapshot in snapshots:
+        versions = [snapshot.current, snapshot.pending, snapshot.retire_pending, snapshot.previous]
+        for version in (v for v in versions if v is not None):
+            holders.setdefault(("key", version.key_id), set()).add(snapshot.tenant_id)
+            if version.project_id:
+                holders.setdefault(("project", version.project_id), set()).add(snapshot.tenant_id)
+    found: dict[str, str] = {}
+    for (kind, item_id), tenants in sorted(holders.items()):
+        if len(tenants) > 1:
+            for tenant in sorted(tenants):
+                others = ", ".join(sorted(tenants - {tenant}))
+                found.setdefault(
+                    tenant,
+                    f"CONFLICT: {kind} {item_id} is also named by the secret of {others}: "
+                    "left alone; find which secret was edited and restore it",
+                )
+    return found
 
 
 def plan_tenant(

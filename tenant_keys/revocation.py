@@ -305,12 +305,10 @@ def find_leaked_key(
     candidates = _short_key_candidates(services, leaked, tenant_id) if leaked else []
     tenants = [tenant_id] if tenant_id else sorted({c.tenant_id for c in candidates})
     if not tenants and not candidates:
-        tenants = sorted(services.store.iter_managed_tenants())
+        tenants = sorted(services.store.iter_tenants())
     found = _match_in_store(services, fingerprint, tenants)
     if found is None and not tenant_id and candidates:
-        found = _match_in_store(
-            services, fingerprint, sorted(services.store.iter_managed_tenants())
-        )
+        found = _match_in_store(services, fingerprint, sorted(services.store.iter_tenants()))
     if found is not None:
         return found
     if len(candidates) == 1:

@@ -24,7 +24,14 @@ from tenant_keys.errors import (
     TenantKeysError,
 )
 from tenant_keys.events import KeyRotatedEvent, RetireFailedEvent, TenantEvent
-from tenant_keys.keys import KeyHome, check_key, mint_and_store, rotation_tokens, tenant_home
+from tenant_keys.keys import (
+    KeyHome,
+    check_key,
+    delete_owned,
+    mint_and_store,
+    rotation_tokens,
+    tenant_home,
+)
 from tenant_keys.layout import (
     CURRENT,
     PENDING,
@@ -89,10 +96,15 @@ def create_pending_key(
     """
     store, langsmith = services.store, services.langsmith
     current, pending = state.version_with(CURRENT), state.version_with(PENDING)
+    home = KeyHome.of(state.tags)  # the tenant's isolation mode picks the key endpoints
     if pending is not None:
         record = store.read(tenant_id, stage=PENDING, version_id=pending)
-        if pending == current or langsmith.authenticates(
-            record.api_key, workspace_id=record.workspace_id
+        # Never resume a key that is not provably this tenant's (`NotOwned`).
+        owned = services.ownership.key(
+            tenant_id, record.key_id, service_key=home.mode == "workspace"
+        )
+        if pending == current or (
+            owned and langsmith.authenticates(record.api_key, workspace_id=record.workspace_id)
         ):
             return PendingKey(token=pending, key_id=record.key_id, resumed=True)
         # The pending key is gone at LangSmith (deleted, expired): discard it, mint afresh.
@@ -105,7 +117,7 @@ def create_pending_key(
         return None  # this rotation's version already carries a label: it was promoted before
 
     base = store.read(tenant_id)  # the project the new key serves is the current one's
-    home = KeyHome.of(state.tags)  # the tenant's isolation mode picks the key endpoints
+    services.ownership.project(tenant_id, base.project_id, home.workspace_id)  # or `NotOwned`
     stored = mint_and_store(services, tenant_id, rotation_id, base=base, stage=PENDING, home=home)
     assert stored.version_id is not None
     return PendingKey(
@@ -122,7 +134,7 @@ def test_pending_key(services: Services, tenant_id: str, pending: PendingKey) ->
 def discard_pending_key(services: Services, tenant_id: str, pending: PendingKey) -> None:
     """Undo steps 1-2: delete the new key (404 is fine), then drop AWSPENDING. The old key
     stays current."""
-    tenant_home(services, tenant_id).delete(services.langsmith, pending.key_id)
+    delete_owned(services, tenant_id, tenant_home(services, tenant_id), pending.key_id)
     services.store.remove_label(tenant_id, PENDING, from_version=pending.token)
 
 
@@ -183,8 +195,9 @@ def retire_old_key(
 def retire_key(
     services: Services, tenant_id: str, home: KeyHome, *, version: str, key_id: str
 ) -> None:
-    """Delete the key of the RETIRE_PENDING `version` (404: already gone), then drop the label."""
-    home.delete(services.langsmith, key_id)
+    """Delete the key of the RETIRE_PENDING `version` once proven the tenant's (gone: nothing
+    to delete), then drop the label."""
+    delete_owned(services, tenant_id, home, key_id)
     services.store.remove_label(tenant_id, RETIRE_PENDING, from_version=version)
 
 

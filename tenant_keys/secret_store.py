@@ -32,7 +32,10 @@ from tenant_keys.layout import (
     SecretState,
     TenantKeyRecord,
 )
+from tenant_keys.models import TENANT_ID_PATTERN
 from tenant_keys.ratelimit import TokenBucket
+
+log = logging.getLogger(__name__)
 
 
 class SecretStore:
@@ -112,13 +115,11 @@ class SecretStore:
         """Every tenant id with a secret under the prefix (ListSecrets may lag ~minutes behind writes)."""
         return (tenant_id for tenant_id, _ in self.iter_tenant_tags())
 
-    def iter_managed_tenants(self) -> Iterator[str]:
-        """Tenant ids of the secrets the tool created (its managed-by tag)."""
-        return (t for t, tags in self.iter_tenant_tags() if tags.get(TAG_MANAGED_BY) == MANAGED_BY)
-
     def iter_tenant_tags(self) -> Iterator[tuple[str, dict[str, str]]]:
         """(tenant id, tags) of every tenant secret: ListSecrets carries the tags, so this costs
-        one call per 100 tenants instead of a DescribeSecret each."""
+        one call per 100 tenants instead of a DescribeSecret each. A secret under the prefix that
+        the tool did not create (no managed-by tag, or a name that is no tenant id) is not a
+        tenant: skipped, with a warning."""
         paginator = self._client.get_paginator("list_secrets")
         pages = paginator.paginate(
             Filters=[{"Key": "name", "Values": [self.prefix]}], PaginationConfig={"PageSize": 100}
@@ -126,9 +127,16 @@ class SecretStore:
         try:
             for page in pages:
                 for entry in page["SecretList"]:
-                    if entry["Name"].startswith(self.prefix):
-                        tags = {t["Key"]: t["Value"] for t in entry.get("Tags", [])}
-                        yield self.tenant_of(entry["Name"]), tags
+                    if not entry["Name"].startswith(self.prefix):
+                        continue
+                    tenant_id = self.tenant_of(entry["Name"])
+                    tags = {t["Key"]: t["Value"] for t in entry.get("Tags", [])}
+                    if tags.get(TAG_MANAGED_BY) != MANAGED_BY or not TENANT_ID_PATTERN.fullmatch(
+                        tenant_id
+                    ):
+                        log.warning("secret %s is not the tool's: skipped", entry["Name"])
+                        continue
+                    yield tenant_id, tags
         except (ClientError, BotoCoreError) as exc:
             raise _store_error("ListSecrets", self.prefix + "*", exc) from None
 

@@ -10,6 +10,7 @@ import threading
 from dataclasses import dataclass, replace
 
 from tenant_keys.langsmith import LangSmithAdmin
+from tenant_keys.ownership import Ownership
 from tenant_keys.secret_store import SecretStore
 from tenant_keys.settings import Settings, load_settings
 
@@ -19,22 +20,25 @@ class Services:
     settings: Settings
     langsmith: LangSmithAdmin
     store: SecretStore
+    ownership: Ownership
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Services:
         connections = settings.max_concurrency + 8
+        langsmith = LangSmithAdmin(
+            settings.langsmith_url,
+            settings.langsmith_admin_key,
+            workspace_id=settings.langsmith_workspace_id,
+            org_id=settings.langsmith_org_id,
+            timeout=settings.langsmith_timeout_seconds,
+            calls_per_minute=settings.langsmith_calls_per_minute,
+            fanout_share=settings.fanout_rate_share,
+            max_connections=connections,
+        )
         return cls(
             settings=settings,
-            langsmith=LangSmithAdmin(
-                settings.langsmith_url,
-                settings.langsmith_admin_key,
-                workspace_id=settings.langsmith_workspace_id,
-                org_id=settings.langsmith_org_id,
-                timeout=settings.langsmith_timeout_seconds,
-                calls_per_minute=settings.langsmith_calls_per_minute,
-                fanout_share=settings.fanout_rate_share,
-                max_connections=connections,
-            ),
+            langsmith=langsmith,
+            ownership=Ownership(langsmith),
             store=SecretStore(
                 prefix=settings.secret_prefix,
                 region=settings.aws_region,

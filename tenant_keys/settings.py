@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Annotated
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -16,6 +17,7 @@ from tenant_keys.errors import ConfigError
 from tenant_keys.models import IsolationMode
 
 ENV_PREFIX = "TENANT_KEYS_"
+LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 WORKSPACE_MODE_NEEDS_ORG = (
     "workspace isolation needs an org-scoped admin key: set TENANT_KEYS_LANGSMITH_ORG_ID and "
     "an Organization Admin service key as TENANT_KEYS_LANGSMITH_ADMIN_KEY"
@@ -80,6 +82,21 @@ class Settings(BaseSettings):
     # Where the automations (`tenant-keys automations`) send notifications: a Slack incoming
     # webhook or any URL that takes a JSON POST. A secret: such URLs carry their own token.
     notify_webhook_url: SecretStr | None = None
+
+    @field_validator("langsmith_url", "aws_endpoint_url")
+    @classmethod
+    def _https_unless_loopback(cls, value: str | None) -> str | None:
+        """Keys travel in these requests' headers: plain http only to this machine."""
+        if value is None:
+            return None
+        url = urlsplit(value.strip())
+        if not url.hostname or url.scheme not in ("https", "http"):
+            raise ValueError("give a URL such as https://api.smith.langchain.com")
+        if url.scheme == "http" and url.hostname not in LOOPBACK:
+            raise ValueError(
+                "use https:// (plain http:// is allowed only to 127.0.0.1 or localhost)"
+            )
+        return value.strip()
 
     @field_validator("isolation")
     @classmethod

@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.measure import Measurement
 from rich.table import Table
 
-from tenant_keys.errors import TenantKeysError
+from tenant_keys.errors import BadInput, ConfigError, TenantKeysError
 
 app = typer.Typer(
     help="Per-tenant LangSmith keys: onboard, rotate, revoke; kept in AWS Secrets Manager.",
@@ -27,7 +27,8 @@ T = TypeVar("T")
 
 
 def run(action: Callable[[], T], *, needs_settings: bool = False, takes_locks: bool = False) -> T:
-    """Run `action`; a TenantKeysError becomes one line on stderr and exit code 2.
+    """Run `action`; a TenantKeysError becomes one line on stderr, exit code 2 for bad input
+    or a bad setting (nothing was done), 1 for a failure while acting.
 
     `needs_settings`: read and check the settings first, so a missing or bad one is that
     one line before any flow run starts (inside a flow it would be a failed run and a
@@ -46,7 +47,8 @@ def run(action: Callable[[], T], *, needs_settings: bool = False, takes_locks: b
         return action()
     except TenantKeysError as exc:
         err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
-        raise typer.Exit(2) from None
+        # 2: refused before any side effect; 1: it failed while doing it (the line says how).
+        raise typer.Exit(2 if isinstance(exc, BadInput | ConfigError) else 1) from None
 
 
 def print_table(table: Table) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -13,6 +15,7 @@ from tenant_keys.errors import BadInput, TenantKeysError
 from tenant_keys.models import utcnow
 
 if TYPE_CHECKING:
+    from tenant_keys.layout import SecretState, TenantKeyRecord
     from tenant_keys.secret_store import SecretStore
 
 
@@ -71,34 +74,60 @@ def onboard(
 
 @app.command(name="list")
 def list_tenants() -> None:
-    """Tenants with their project, current key id, key age and rotation state."""
+    """Tenants with their project, current key id, key age and rotation state; a key or project
+    that two tenants' secrets name is shown as a conflict."""
 
     def action() -> None:
         from tenant_keys.services import get_services
 
         store = get_services().store
+        read = {tenant_id: _read(store, tenant_id) for tenant_id in sorted(store.iter_tenants())}
+        shared = _named_twice(r[1] for r in read.values() if r[1] is not None)
         table = Table("tenant", "project", "isolation", "key id", "key age", "state", "budget")
-        for tenant_id in sorted(store.iter_tenants()):
-            table.add_row(*_tenant_row(store, tenant_id))
+        for tenant_id, (state, record, problem) in read.items():
+            table.add_row(*_row(tenant_id, state, record, problem, shared))
         print_table(table)
 
     run(action, needs_settings=True)
 
 
-def _tenant_row(store: SecretStore, tenant_id: str) -> list[str]:
-    """One line of `list`; a tenant the tool cannot read shows why instead of hiding the rest."""
-    from tenant_keys.keys import KeyHome
-    from tenant_keys.layout import PENDING, RETIRE_PENDING, STATUS_NO_KEY, TAG_BUDGET
-
+def _read(
+    store: SecretStore, tenant_id: str
+) -> tuple[SecretState | None, TenantKeyRecord | None, str | None]:
+    """The tenant's secret and current record; a tenant the tool cannot read gives why
+    instead of hiding the rest."""
     try:
         state = store.describe(tenant_id)
         if state.scheduled_for_deletion:
-            return [tenant_id, "", "", "", "", "offboarded", ""]
-        record = store.read(tenant_id)
+            return state, None, None
+        return state, store.read(tenant_id), None
     except TenantKeysError as exc:
-        return [tenant_id, "", "", "", "", f"[red]{type(exc).__name__}[/red]", ""]
+        return None, None, type(exc).__name__
+
+
+def _named_twice(records: Iterable[TenantKeyRecord]) -> set[str]:
+    """Key ids and project ids that more than one tenant's secret names."""
+    counts = Counter(i for r in records for i in (r.key_id, r.project_id))
+    return {item for item, n in counts.items() if n > 1}
+
+
+def _row(
+    tenant_id: str,
+    state: SecretState | None,
+    record: TenantKeyRecord | None,
+    problem: str | None,
+    shared: set[str],
+) -> list[str]:
+    from tenant_keys.keys import KeyHome
+    from tenant_keys.layout import PENDING, RETIRE_PENDING, STATUS_NO_KEY, TAG_BUDGET
+
+    if state is None or record is None:
+        why = f"[red]{problem}[/red]" if problem else "offboarded"
+        return [tenant_id, "", "", "", "", why, ""]
     flags = [label for label in (PENDING, RETIRE_PENDING) if state.version_with(label)]
     flags += [STATUS_NO_KEY] if state.has_no_key(record.key_id) else []
+    if {record.key_id, record.project_id} & shared:
+        flags.append("[red]CONFLICT[/red]: its key or project is named by another tenant too")
     age = utcnow() - record.issued_at
     return [
         tenant_id,

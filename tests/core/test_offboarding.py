@@ -3,27 +3,33 @@ back only after the recovery window (or a forced delete)."""
 
 from __future__ import annotations
 
+import uuid
+from dataclasses import replace
+
 import pytest
+from pydantic import SecretStr
 
 from devstack.stack import LocalStack
-from tenant_keys.errors import SecretStoreError, TenantOffboarded
+from tenant_keys.errors import NotOwned, RevokeFailed, SecretStoreError, TenantOffboarded
 from tenant_keys.keys import mint_key
-from tenant_keys.layout import TAG_OFFBOARDING
+from tenant_keys.langsmith import LangSmithAdmin
+from tenant_keys.layout import TAG_OFFBOARDING, TAG_PROJECT
 from tenant_keys.locks import NoLocks
 from tenant_keys.models import project_name
 from tenant_keys.offboarding import (
     OffboardingResult,
     find_secret,
+    find_tenant_keys,
     mark_offboarding,
     offboard,
     revoke_keys,
-    tenant_key_ids,
 )
 from tenant_keys.onboarding import OnboardingResult, onboard
+from tenant_keys.ownership import Ownership
 from tenant_keys.reconcile import make_policy, reconcile
 from tenant_keys.rotation import create_pending_key, rotate
 from tenant_keys.services import get_services
-from tests.invariants import live_tool_keys
+from tests.invariants import current_key_works, live_tool_keys
 
 pytestmark = pytest.mark.usefixtures("backends")
 
@@ -117,7 +123,8 @@ def test_a_half_done_offboarding_is_finished_by_a_rerun(
     # The first run died after tagging the secret and revoking some of the keys.
     state = find_secret(services, tenant_id)
     assert mark_offboarding(services, tenant_id, state)
-    revoke_keys(services, set(sorted(keys)[:1]))  # one of the live keys
+    first = sorted(keys)[0]
+    services.langsmith.delete_key(first)  # one of the live keys
     with pytest.raises(TenantOffboarded):
         onboard_tenants([tenant_id])
 
@@ -138,7 +145,7 @@ def test_reconcile_finishes_a_half_done_offboarding_instead_of_replacing_its_key
     services = get_services()
     state = find_secret(services, tenant_id)
     mark_offboarding(services, tenant_id, state)
-    revoke_keys(services, tenant_key_ids(services, tenant_id, state))  # died before the delete
+    revoke_keys(services, find_tenant_keys(services, tenant_id, state))  # died before the delete
     assert TAG_OFFBOARDING in services.store.describe(tenant_id).tags
 
     policy = make_policy(services.settings, 7.0, 0.0)
@@ -161,3 +168,76 @@ def test_offboarding_an_unknown_tenant_changes_nothing(
 ) -> None:
     result = offboard_tenant(tenant_id)
     assert (result.outcome, result.secret, result.project) == ("nothing-found", "absent", "absent")
+
+
+def test_a_secret_copied_from_another_tenant_never_gets_that_tenants_key_deleted(
+    backends: LocalStack, tenant_id: str
+) -> None:
+    """An attacker makes A's secret a copy of B's, then A is offboarded: B's key survives, A's
+    own keys die, and the result says which key was left alone."""
+    services = get_services()
+    victim = f"{tenant_id}-b"
+    [a, b] = onboard_tenants([tenant_id, victim])
+    a_key = services.store.read(tenant_id).api_key
+    copied = services.store.read(victim)
+    services.store.put_version(tenant_id, copied, token=str(uuid.uuid4()), stage="AWSCURRENT")
+
+    result = offboard_tenant(tenant_id)
+
+    assert result.not_owned == [b.key_id]
+    assert b.key_id not in result.revoked_key_ids and a.key_id in result.revoked_key_ids
+    assert current_key_works(victim), "B's key is untouched"
+    assert not services.langsmith.authenticates(a_key)
+
+
+def test_a_project_tag_naming_another_tenants_project_deletes_nothing(
+    backends: LocalStack, tenant_id: str
+) -> None:
+    services = get_services()
+    victim = f"{tenant_id}-v"
+    [_, v] = onboard_tenants([tenant_id, victim])
+    services.store.set_tags(tenant_id, {TAG_PROJECT: v.project_id or ""})
+    key = services.store.read(tenant_id).key_id
+
+    with pytest.raises(NotOwned, match=f"it is 'tenant-{victim}'"):
+        offboard_tenant(tenant_id, delete_project=True)
+
+    assert services.langsmith.find_project(project_name(victim)) is not None
+    assert key in live_tool_keys(backends, tenant_id), "refused before anything was done"
+    assert not services.store.describe(tenant_id).leaving
+
+
+def test_a_project_someone_else_made_is_never_deleted(backends: LocalStack, tenant_id: str) -> None:
+    """`offboard K --delete-project` for a tenant never onboarded, with an unrelated project
+    named `tenant-K` in the workspace: refused."""
+    services = get_services()
+    stranger = services.langsmith.create_project(project_name(tenant_id), description="not ours")
+
+    with pytest.raises(NotOwned, match="the tool did not create it"):
+        offboard_tenant(tenant_id, delete_project=True)
+
+    assert services.langsmith.find_project(project_name(tenant_id)) is not None
+    services.langsmith.delete_project(stranger.id)
+
+
+def test_an_admin_key_of_another_workspace_cannot_fake_an_offboarding(
+    backends: LocalStack, tenant_id: str
+) -> None:
+    """Every delete answered 404 (the keys are in another workspace): the tenant's key still
+    works, so offboarding fails before its secret is touched."""
+    services = get_services()
+    onboard_tenants([tenant_id])
+    key = services.store.read(tenant_id)
+    org_key = SecretStr(backends.langsmith.org_admin_key)
+    org = LangSmithAdmin(backends.langsmith.url, org_key, org_id=backends.langsmith.org_id)
+    other = org.create_workspace(f"elsewhere-{tenant_id}")
+    wrong = LangSmithAdmin(
+        backends.langsmith.url, org_key, workspace_id=other.id, org_id=backends.langsmith.org_id
+    )
+    elsewhere = replace(services, langsmith=wrong, ownership=Ownership(wrong))
+
+    with pytest.raises(RevokeFailed, match="still accepted"):
+        offboard(elsewhere, tenant_id)
+
+    assert services.langsmith.authenticates(key.api_key)
+    assert not services.store.describe(tenant_id).scheduled_for_deletion

@@ -3,6 +3,7 @@ and the design's invariants."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from dataclasses import replace
 
@@ -67,6 +68,9 @@ def test_failed_key_test_rolls_back_and_keeps_the_old_key(
     backends: LocalStack, services: Services, onboarded: Onboard, tenant_id: str
 ) -> None:
     old_key = onboarded(tenant_id)
+    # The project listing of the ownership proof, taken now so the fault below meets only the
+    # calls made with the new key.
+    services.ownership.project(tenant_id, services.store.read(tenant_id).project_id, None)
     # Every test call with the new key is refused (the resume check and five test attempts).
     backends.langsmith.control.inject_fault(
         method="GET", route="/api/v1/sessions", action="status", status=401, count=5
@@ -234,3 +238,45 @@ def test_with_a_grace_window_the_old_key_waits_then_is_retired(
         services, tenant_id
     )
     assert_no_orphans(backends, tenant_id)
+
+
+def test_a_record_copied_from_another_tenant_is_refused_and_harms_no_one(
+    backends: LocalStack, services: Services, onboarded: Onboard, tenant_id: str
+) -> None:
+    """An attacker copies V's record into A's secret, then A is rotated: nothing is minted
+    for V's project, V's key lives on, and the rotation fails loudly."""
+    victim = f"{tenant_id}-v"
+    onboarded(tenant_id)
+    v_key = onboarded(victim)
+    copied = services.store.read(victim)
+    services.store.put_version(tenant_id, copied, token=str(uuid.uuid4()), stage=CURRENT)
+    mints = _mints(backends)
+
+    result = rotate(services, tenant_id, "r-attacked", retire_now=True)
+
+    assert result.outcome == "failed" and "NotOwned" in (result.error or "")
+    assert f"tenant-{victim}" in (result.error or "")
+    assert _mints(backends) == mints, "no key minted for a project that is not A's"
+    assert current_key_works(victim) and v_key in live_tool_keys(backends, victim)
+
+
+def test_a_secret_the_tool_did_not_create_is_not_a_tenant(
+    backends: LocalStack, services: Services, onboarded: Onboard, tenant_id: str
+) -> None:
+    onboarded(tenant_id)
+    sm = boto3.client("secretsmanager", endpoint_url=backends.moto.url, region_name="us-east-1")
+    rogue = f"{services.store.prefix}Rogue-{tenant_id}"
+    unmarked = f"{services.store.prefix}{tenant_id}-unmarked"
+    sm.create_secret(
+        Name=rogue,
+        SecretString="{}",
+        Tags=[{"Key": "tenant-keys:managed-by", "Value": "tenant-keys"}],
+    )
+    sm.create_secret(Name=unmarked, SecretString="{}")
+    try:
+        targets = rotation_targets(services, "all")
+    finally:
+        for name in (rogue, unmarked):
+            sm.delete_secret(SecretId=name, ForceDeleteWithoutRecovery=True)
+    assert tenant_id in targets
+    assert f"Rogue-{tenant_id}" not in targets and f"{tenant_id}-unmarked" not in targets

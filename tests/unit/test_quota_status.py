@@ -153,3 +153,34 @@ def _row(tenant: str, workspace: str | None) -> QuotaRow:
         reported="ok",
         last_run=None,
     )
+
+
+def test_a_project_named_by_two_tenants_or_not_named_for_its_tenant_is_a_conflict() -> None:
+    usage = {
+        "p-shared": ProjectUsage(
+            project_id="p-shared",
+            project_name="tenant-a",
+            workspace_id="w",
+            traces=900,
+            last_run=None,
+        ),
+        "p-c": ProjectUsage(
+            project_id="p-c", project_name="tenant-a", workspace_id="w", traces=5, last_run=None
+        ),
+    }
+    budgets = [
+        TenantBudget(tenant_id="a", project_id="p-shared", budget=100, reported="ok"),
+        TenantBudget(tenant_id="b", project_id="p-shared", budget=100, reported="ok"),
+        TenantBudget(tenant_id="c", project_id="p-c", budget=100, reported="ok"),
+    ]
+
+    rows = {r.tenant_id: r for r in assess(budgets, usage, 0.8)}
+
+    assert {t: r.status for t, r in rows.items()} == {
+        "a": "conflict",
+        "b": "conflict",
+        "c": "conflict",
+    }
+    assert all(r.new_status is None and r.traces is None for r in rows.values()), (
+        "no alert, no count"
+    )

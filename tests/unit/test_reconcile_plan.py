@@ -216,3 +216,30 @@ def test_plan_leaves_keys_of_unsurveyed_tenants_alone() -> None:
         rotation_id=NEW,
     )
     assert [(r.tenant_id, r.key_id) for r in repairs] == [("acme", "k-a")]
+
+
+def test_a_key_or_project_named_by_two_secrets_is_a_conflict_and_left_alone() -> None:
+    shared = _version("v1", "k-shared")
+    a = TenantSnapshot(tenant_id="a", status="active", current=shared)
+    b = TenantSnapshot(tenant_id="b", status="active", current=shared)
+    c = TenantSnapshot(tenant_id="c", status="active", current=_version("v3", "k-c", "p-1"))
+    d = TenantSnapshot(tenant_id="d", status="active", current=_version("v4", "k-d", "p-1"))
+    e = TenantSnapshot(tenant_id="e", status="active", current=_version("v5", "k-e", "p-e"))
+
+    repairs = plan([a, b, c, d, e], [], {}, now=NOW, policy=POLICY, rotation_id="r")
+
+    by_tenant = {r.tenant_id: r for r in repairs}
+    assert {t for t, r in by_tenant.items() if r.kind == "attention"} == {"a", "b", "c", "d"}
+    assert "key k-shared is also named by the secret of b" in by_tenant["a"].reason
+    assert "project p-1 is also named by the secret of c" in by_tenant["d"].reason
+    assert by_tenant["e"].kind == "replace-dead-key", "an unrelated tenant is planned as ever"
+
+
+def _version(version_id: str, key_id: str, project_id: str | None = None) -> VersionInfo:
+    return VersionInfo(
+        version_id=version_id,
+        key_id=key_id,
+        rotation_id="r0",
+        issued_at=NOW,
+        project_id=project_id or f"p-{key_id}",
+    )

@@ -101,3 +101,28 @@ def test_token_bucket_pause_holds_everyone_back() -> None:
     start = time.monotonic()
     bucket.acquire()
     assert time.monotonic() - start >= 0.25
+
+
+@pytest.mark.parametrize(
+    ("url", "accepted"),
+    [
+        ("https://api.smith.langchain.com", True),
+        ("https://langsmith.example.com/api/v1", True),
+        ("http://127.0.0.1:8765", True),
+        ("http://localhost:1984", True),
+        ("http://langsmith.example.com", False),
+        ("not-a-url", False),
+        ("ftp://api.smith.langchain.com", False),
+    ],
+)
+def test_the_langsmith_url_is_https_unless_it_is_this_machine(
+    monkeypatch: pytest.MonkeyPatch, url: str, accepted: bool
+) -> None:
+    monkeypatch.setenv("TENANT_KEYS_LANGSMITH_ADMIN_KEY", FAKE_KEY)
+    monkeypatch.setenv("TENANT_KEYS_LANGSMITH_URL", url)
+    if accepted:
+        assert load_settings().langsmith_url == url
+    else:
+        with pytest.raises(ConfigError, match="TENANT_KEYS_LANGSMITH_URL is invalid") as info:
+            load_settings()
+        assert "\n" not in str(info.value)

@@ -1,0 +1,99 @@
+"""The proof asked for before any destructive call: LangSmith's own record says the key or the
+project is this tenant's, and the tool's. A secret's content is input, not truth.
+
+- A key is the tenant's when LangSmith lists it with the description the tool wrote at mint
+  time (`tenant-keys tenant=<id> rotation=<r>`). A key LangSmith does not list is gone.
+- A project is the tenant's when LangSmith lists it as `tenant-<id>` with the description the
+  tool wrote at creation (`... (managed by tenant-keys)`).
+
+Listings are cached for a minute, so a fan-out over every tenant costs a listing a minute,
+not a call per tenant. What was listed cannot change owner (a description is written once);
+an id the listing lacks is looked for again in a fresh listing (it may be newer than it), so
+"gone" is always today's answer.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Generic, TypeVar
+
+from tenant_keys.errors import NotOwned
+from tenant_keys.langsmith import ApiKeyInfo, LangSmithAdmin, Project
+from tenant_keys.models import PROJECT_MARKER, parse_key_description, project_name
+
+LISTING_TTL_SECONDS = 60.0
+T = TypeVar("T", ApiKeyInfo, Project)
+
+
+class _Listing(Generic[T]):
+    """One cached listing (keys of one kind, the projects of one workspace), by id."""
+
+    def __init__(self, fetch: Callable[[], list[T]]) -> None:
+        self._fetch: Callable[[], list[T]] = fetch
+        self._items: dict[str, T] = {}
+        self._fetched_at = float("-inf")
+        self._lock = threading.Lock()
+
+    def find(self, item_id: str) -> T | None:
+        with self._lock:
+            stale = time.monotonic() - self._fetched_at > LISTING_TTL_SECONDS
+            if stale or item_id not in self._items:
+                self._items = {item.id: item for item in self._fetch()}
+                self._fetched_at = time.monotonic()
+            return self._items.get(item_id)
+
+
+class Ownership:
+    """Proofs of ownership over LangSmith's listings, shared by every thread of a process."""
+
+    def __init__(self, langsmith: LangSmithAdmin) -> None:
+        self._langsmith = langsmith
+        self._guard = threading.Lock()
+        self._keys: dict[bool, _Listing[ApiKeyInfo]] = {}
+        self._projects: dict[str | None, _Listing[Project]] = {}
+
+    def key(self, tenant_id: str, key_id: str, *, service_key: bool) -> bool:
+        """True: LangSmith lists the key as minted for this tenant. False: it is not listed (it
+        is gone). Raises `NotOwned` when it is listed as someone else's, or not the tool's."""
+        with self._guard:
+            listing = self._keys.get(service_key)
+            if listing is None:
+                fetch = (
+                    self._langsmith.list_service_keys if service_key else self._langsmith.list_keys
+                )
+                listing = self._keys[service_key] = _Listing(fetch)
+        found = listing.find(key_id)
+        if found is None:
+            return False
+        parsed = parse_key_description(found.description)
+        if parsed is None or parsed[0] != tenant_id:
+            whose = "the tool did not mint it" if parsed is None else f"minted for {parsed[0]!r}"
+            raise NotOwned(tenant_id, f"key {key_id}", whose)
+        return True
+
+    def project(self, tenant_id: str, project_id: str, workspace_id: str | None) -> Project:
+        """LangSmith's record of the project if it is this tenant's and the tool's; else
+        `NotOwned` (not listed, another tenant's name, or not created by the tool)."""
+        with self._guard:
+            listing = self._projects.get(workspace_id)
+            if listing is None:
+                listing = self._projects[workspace_id] = _Listing(self._project_fetch(workspace_id))
+        found = listing.find(project_id)
+        if found is None:
+            raise NotOwned(tenant_id, f"project {project_id}", "LangSmith does not list it")
+        if found.name != project_name(tenant_id):
+            raise NotOwned(tenant_id, f"project {project_id}", f"it is {found.name!r}")
+        if PROJECT_MARKER not in (found.description or ""):
+            raise NotOwned(tenant_id, f"project {project_id}", "the tool did not create it")
+        return found
+
+    def _project_fetch(self, workspace_id: str | None) -> Callable[[], list[Project]]:
+        def fetch() -> list[Project]:
+            projects = self._langsmith.iter_projects(
+                name_contains=project_name(""), workspace_id=workspace_id
+            )
+            return list(projects)
+
+        return fetch
