@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict
 from tenacity import (
@@ -28,6 +28,7 @@ from tenant_keys.errors import (
     RevokeFailed,
     SecretStoreError,
     TenantNotFound,
+    ValidationFailed,
 )
 from tenant_keys.langsmith import ApiKeyInfo, CreatedApiKey, LangSmithAdmin
 from tenant_keys.layout import TAG_ISOLATION, TAG_WORKSPACE, TenantKeyRecord
@@ -141,23 +142,32 @@ def mint_key(
     then mint once more. So a lost response never leaves an orphan behind.
     """
     description = key_description(tenant_id, rotation_id)
-    expires_at = utcnow() + timedelta(days=services.settings.key_lifetime_days)
-    for attempt in (1, 2):
+    service_key = home.mode == "workspace"
+    lost = 0
+    while True:
+        expires_at = services.key_lifetime.expires_at(service_key=service_key)
         try:
             return home.mint(services.langsmith, description, expires_at=expires_at)
+        except ValidationFailed as exc:
+            # An org that caps key lifetime refuses a longer one: mint with what it allows.
+            if "expires_at" in exc.detail and services.key_lifetime.shorten(
+                service_key=service_key
+            ):
+                continue
+            raise
         except LangSmithError as exc:
             if not exc.maybe_applied:
                 raise
+            lost += 1
             log.warning(
                 "key create for %s may have been applied (%s): cleaning up%s",
                 tenant_id,
                 type(exc).__name__,
-                " and minting again" if attempt == 1 else "",
+                " and minting again" if lost == 1 else "",
             )
             delete_keys_described(services.langsmith, description, home)
-            if attempt == 2:
+            if lost == 2:
                 raise
-    raise AssertionError("unreachable")
 
 
 def delete_owned(services: Services, tenant_id: str, home: KeyHome, key_id: str) -> bool:

@@ -10,6 +10,7 @@ import threading
 from dataclasses import dataclass, replace
 
 from tenant_keys.langsmith import LangSmithAdmin
+from tenant_keys.lifetime import KeyLifetime
 from tenant_keys.ownership import Ownership
 from tenant_keys.secret_store import SecretStore
 from tenant_keys.settings import Settings, load_settings
@@ -21,6 +22,7 @@ class Services:
     langsmith: LangSmithAdmin
     store: SecretStore
     ownership: Ownership
+    key_lifetime: KeyLifetime
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Services:
@@ -31,7 +33,7 @@ class Services:
             workspace_id=settings.langsmith_workspace_id,
             org_id=settings.langsmith_org_id,
             timeout=settings.langsmith_timeout_seconds,
-            calls_per_minute=settings.langsmith_calls_per_minute,
+            calls_per_second=settings.langsmith_rate_limit.per_second,
             fanout_share=settings.fanout_rate_share,
             max_connections=connections,
         )
@@ -39,6 +41,7 @@ class Services:
             settings=settings,
             langsmith=langsmith,
             ownership=Ownership(langsmith),
+            key_lifetime=KeyLifetime(langsmith, settings.key_lifetime_days),
             store=SecretStore(
                 prefix=settings.secret_prefix,
                 region=settings.aws_region,

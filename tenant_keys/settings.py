@@ -10,7 +10,16 @@ from pathlib import Path
 from typing import Annotated
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from tenant_keys.errors import ConfigError
@@ -22,6 +31,29 @@ WORKSPACE_MODE_NEEDS_ORG = (
     "workspace isolation needs an org-scoped admin key: set TENANT_KEYS_LANGSMITH_ORG_ID and "
     "an Organization Admin service key as TENANT_KEYS_LANGSMITH_ADMIN_KEY"
 )
+
+
+class RateLimit(BaseModel):
+    """`count / seconds`, as LangSmith publishes its limits; given as the text "1000/10"."""
+
+    model_config = ConfigDict(frozen=True)
+
+    count: Annotated[int, Field(gt=0)]
+    seconds: Annotated[float, Field(gt=0)]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_text(cls, value: object) -> object:
+        if isinstance(value, str):
+            count, slash, seconds = value.replace(" ", "").partition("/")
+            if not slash:
+                raise ValueError("give it as count/seconds, e.g. 1000/10")
+            return {"count": count, "seconds": seconds}
+        return value
+
+    @property
+    def per_second(self) -> float:
+        return self.count / self.seconds
 
 
 class Settings(BaseSettings):
@@ -39,8 +71,9 @@ class Settings(BaseSettings):
     # (a workspace per tenant, reached by an org service key scoped to it). docs/isolation.md
     isolation: IsolationMode = "project"
     langsmith_timeout_seconds: Annotated[float, Field(gt=0)] = 10.0
-    # LangSmith allows about 2,000 management calls a minute per key.
-    langsmith_calls_per_minute: Annotated[int, Field(gt=0)] = 2000
+    # LangSmith's limit on the calls the tool makes, per API key, as its rate-limit page states
+    # it: count / interval in seconds ("any request with x-api-key": 1000 / 10). docs/rate-limits.md
+    langsmith_rate_limit: RateLimit = RateLimit(count=1000, seconds=10.0)
     # The share of that limit a fan-out (rotation, reconcile, quota) paces itself at; the rest
     # is headroom that an emergency revoke uses, so it never waits behind a fan-out's 429s.
     fanout_rate_share: Annotated[float, Field(gt=0, le=1)] = 0.8

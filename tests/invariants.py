@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from pathlib import Path
 
@@ -99,4 +100,26 @@ def assert_no_plaintext_in_prefect(stack: LocalStack) -> int:
     text = prefect_storage_text(stack)
     leaked = [key[:12] + "…" for key in keys if key in text]
     assert not leaked, f"plaintext keys found in Prefect's storage: {leaked}"
+    return len(keys)
+
+
+KEY_SHAPE = re.compile(r"(?:lsv2_(?:sk|pt)_|ls__)[A-Za-z0-9]{8,}")
+RUN_OF_KEY_CHARACTERS = re.compile(r"[A-Za-z0-9_]{16,}")
+
+
+def assert_no_key_fragment_in_prefect(stack: LocalStack) -> int:
+    """Invariant 3, strictly: no stored key, no 16-character piece of one, and nothing shaped
+    like a key anywhere Prefect keeps data. Returns how many keys were checked."""
+    keys = stored_plaintext_keys(stack)
+    assert keys, "no keys found to look for: the check would pass vacuously"
+    windows = {key[i : i + 16] for key in keys for i in range(len(key) - 15)}
+    text = prefect_storage_text(stack)
+    shaped = KEY_SHAPE.findall(text)
+    assert not shaped, f"key-shaped strings in Prefect's storage: {[s[:12] for s in shaped]}"
+    pieces = [
+        token[:6] + "…"
+        for token in RUN_OF_KEY_CHARACTERS.findall(text)
+        if any(token[i : i + 16] in windows for i in range(len(token) - 15))
+    ]
+    assert not pieces, f"pieces of stored keys found in Prefect's storage: {pieces}"
     return len(keys)

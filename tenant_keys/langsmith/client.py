@@ -53,8 +53,8 @@ from tenant_keys.errors import (
 from tenant_keys.langsmith.models import (
     ApiKeyInfo,
     CreatedApiKey,
+    OrgInfo,
     Project,
-    RunStats,
     UsageLimit,
     Workspace,
 )
@@ -86,7 +86,7 @@ class LangSmithAdmin:
         workspace_id: str | None = None,
         org_id: str | None = None,
         timeout: float = 10.0,
-        calls_per_minute: int = 2000,
+        calls_per_second: float = 100.0,
         fanout_share: float = 1.0,
         max_attempts: int = 5,
         max_connections: int = 100,
@@ -97,12 +97,14 @@ class LangSmithAdmin:
         self.org_id = org_id
         self.max_attempts = max_attempts
         # Pace a little under the server's limit: its window slides, ours must not touch it.
-        per_second = calls_per_minute * 0.98 / 60.0
+        per_second = calls_per_second * 0.98
         self.bucket = TokenBucket(per_second * fanout_share)
         # The urgent lane: what fan-outs leave free, with a small burst, so a revoke's few
         # calls go out at once instead of being paced.
         headroom = max(per_second * (1.0 - fanout_share), per_second * 0.02)
         self._urgent_bucket = TokenBucket(headroom, burst=10.0)
+        # Deleting a project is a class of its own at LangSmith: 10 per 60 s per key.
+        self._project_deletes = TokenBucket(10 * 0.98 / 60.0)
         self._http = httpx.Client(
             base_url=self.base_url,
             timeout=timeout,
@@ -186,6 +188,7 @@ class LangSmithAdmin:
 
     def delete_project(self, project_id: str, *, workspace_id: str | None = None) -> bool:
         """Delete a project; False if it was already gone."""
+        self._project_deletes.acquire()
         return self._delete("/api/v1/sessions/{id}", project_id, workspace_id=workspace_id)
 
     def iter_projects(
@@ -217,23 +220,6 @@ class LangSmithAdmin:
             if len(page) < PAGE_SIZE:
                 return
             offset += PAGE_SIZE
-
-    def run_stats(
-        self,
-        project_ids: list[str],
-        *,
-        start_time: datetime,
-        end_time: datetime | None = None,
-        is_root: bool = True,
-    ) -> RunStats:
-        body: dict[str, Any] = {
-            "session": project_ids,
-            "start_time": start_time.isoformat(),
-            "is_root": is_root,
-        }
-        if end_time is not None:
-            body["end_time"] = end_time.isoformat()
-        return self._call(RunStats, "POST", "/api/v1/runs/stats", json=body)
 
     # -- workspace API keys ---------------------------------------------------------------------
 
@@ -302,6 +288,10 @@ class LangSmithAdmin:
 
     def delete_service_key(self, key_id: str) -> bool:
         return self._delete("/api/v1/orgs/current/service-keys/{id}", key_id, org=True)
+
+    def org_info(self) -> OrgInfo:
+        """The organization's settings (the key-lifetime caps among them)."""
+        return self._call(OrgInfo, "GET", "/api/v1/orgs/current/info", org=True)
 
     # -- usage limits -----------------------------------------------------------------------------
 

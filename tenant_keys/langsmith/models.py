@@ -63,11 +63,12 @@ class Workspace(_Response):
     is_deleted: bool = False
 
 
-class RunStats(_Response):
-    run_count: int | None = None
-    total_tokens: int | None = None
-    error_rate: float | None = None
-    last_run_start_time: datetime | None = None
+class OrgInfo(_Response):
+    """OrganizationInfo: only the settings the tool reads."""
+
+    id: str
+    max_api_key_expiry_days: int | None = None
+    max_service_key_expiry_days: int | None = None
 
 
 class UsageLimit(_Response):
