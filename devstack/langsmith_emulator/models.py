@@ -10,6 +10,8 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from .control_schema import FaultAction, FaultWhen
+
 
 class _Body(BaseModel):
     model_config = ConfigDict(extra="ignore")
@@ -182,12 +184,12 @@ class OrganizationUpdate(_Body):
 class FaultSpec(_Body):
     method: str = "*"
     route: str | None = None  # route template, /api/v1 or unprefixed form; None = any
-    action: Literal["status", "hang", "drop"] = "status"
+    action: FaultAction = "status"
     status: int = Field(default=503, ge=100, le=599)
     count: int | None = Field(default=1, ge=1)  # None = until cleared
     retry_after: float | None = Field(default=None, ge=0)
     hang_seconds: float | None = Field(default=None, ge=0)
-    when: Literal["before", "after"] = "before"
+    when: FaultWhen = "before"
     skip: int = Field(default=0, ge=0)
     key_id: str | None = None
     body: dict[str, Any] | None = None  # optional custom JSON body for action=status
