@@ -49,8 +49,13 @@ class EmulatorControl:
         skip: int = 0,
         key_id: str | None = None,
         body: dict[str, Any] | None = None,
+        remove: list[str] | None = None,
     ) -> FaultJson:
-        """Make the next ``count`` matching calls (after ``skip``) fail; returns the fault."""
+        """Make the next ``count`` matching calls (after ``skip``) fail; returns the fault.
+
+        ``action="mangle"`` (``when="after"`` only): the call is performed and its real JSON
+        reply sent with its status, but without the top-level fields named in ``remove`` and
+        with ``body`` merged over it."""
         spec = {
             "method": method,
             "route": route,
@@ -63,6 +68,7 @@ class EmulatorControl:
             "skip": skip,
             "key_id": key_id,
             "body": body,
+            "remove": remove or [],
         }
         fault: FaultJson = self._call("POST", "/faults", json=spec)
         return fault

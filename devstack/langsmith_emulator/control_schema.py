@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any, Literal, TypedDict
 
-FaultAction = Literal["status", "hang", "drop"]
+FaultAction = Literal["status", "hang", "drop", "mangle"]
 FaultWhen = Literal["before", "after"]
 
 
@@ -26,6 +26,7 @@ class FaultJson(TypedDict):
     skip: int
     key_id: str | None
     body: dict[str, Any] | None
+    remove: list[str]  # mangle: the reply's top-level fields to leave out
     seen: int  # matching calls so far, the skipped ones included
     fired: int
     remaining: int | None  # None: until cleared

@@ -8,7 +8,7 @@ from enum import StrEnum
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from .control_schema import FaultAction, FaultWhen
 
@@ -192,7 +192,17 @@ class FaultSpec(_Body):
     when: FaultWhen = "before"
     skip: int = Field(default=0, ge=0)
     key_id: str | None = None
-    body: dict[str, Any] | None = None  # optional custom JSON body for action=status
+    # status: the JSON body to answer with; mangle: fields merged over the real reply
+    body: dict[str, Any] | None = None
+    remove: list[str] = Field(default_factory=list)  # mangle: the real reply's fields to drop
+
+    @model_validator(mode="after")
+    def _mangle_after_only(self) -> FaultSpec:
+        if self.action == "mangle" and self.when != "after":
+            raise ValueError('action "mangle" rewrites the real reply: it needs when="after"')
+        if self.remove and self.action != "mangle":
+            raise ValueError('"remove" is for action "mangle" only')
+        return self
 
 
 class ConfigureBody(_Body):

@@ -10,7 +10,8 @@ dropped connection, ``client_disconnected`` when the client gave up during a "be
 Fault semantics: ``when="before"`` acts before the handler runs (status/drop: the operation is
 not performed; hang: the request is held, then performed only if the client is still there).
 ``when="after"`` runs the handler first, then replaces (status), drops (drop) or delays (hang)
-its response: a lost or late success.
+its response: a lost or late success; or rewrites it (mangle: the real reply, some fields
+removed and others merged over it; after only, the control API refuses it before).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import asyncio
 import copy
 import fnmatch
 import itertools
+import json
 import random
 import threading
 import time
@@ -105,6 +107,7 @@ class Fault:
     skip: int
     key_id: str | None
     body: dict[str, Any] | None
+    remove: list[str] = field(default_factory=list)
     seen: int = 0
     fired: int = 0
 
@@ -133,6 +136,7 @@ class Fault:
             "skip": self.skip,
             "key_id": self.key_id,
             "body": copy.deepcopy(self.body),
+            "remove": list(self.remove),
             "seen": self.seen,
             "fired": self.fired,
             "remaining": None if self.count is None else max(0, self.count - self.fired),
@@ -292,6 +296,7 @@ class TestingControls:
                 skip=spec.skip,
                 key_id=spec.key_id,
                 body=spec.body,
+                remove=list(spec.remove),
             )
             self.faults.append(fault)
             return fault.to_json()
@@ -524,9 +529,37 @@ class ControlMiddleware:
         elif fault.action == "drop":
             await self._drop(receive, send)
             ctl.record(method, route, key_id, "dropped", fault.id)
+        elif fault.action == "mangle":
+            for message in self._mangled(buffered, fault):
+                await send(message)
+            ctl.record(method, route, key_id, status["code"] or 500, fault.id)
         else:
             await self._send_fault(send, fault, style, path)
             ctl.record(method, route, key_id, fault.status, fault.id)
+
+    @staticmethod
+    def _mangled(messages: list[Message], fault: Fault) -> list[Message]:
+        """The buffered response with its JSON object's ``fault.remove`` fields left out and
+        ``fault.body`` merged over it; same status and headers (Content-Length recomputed).
+        A reply that is not a JSON object (a list, no body) is passed on as it was."""
+        start = next((m for m in messages if m["type"] == "http.response.start"), None)
+        raw = b"".join(m.get("body", b"") for m in messages if m["type"] == "http.response.body")
+        try:
+            reply = json.loads(raw) if raw else None
+        except ValueError:
+            reply = None
+        if start is None or not isinstance(reply, dict):
+            return messages
+        for name in fault.remove:
+            reply.pop(name, None)
+        reply.update(fault.body or {})
+        payload = _dumps(reply)
+        headers = [(k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"]
+        headers.append((b"content-length", str(len(payload)).encode()))
+        return [
+            {**start, "headers": headers},
+            {"type": "http.response.body", "body": payload},
+        ]
 
     def _audit(self, scope: Scope, route: str, status: int) -> None:
         """The audit record of a request the API answered, if a key authenticated it."""

@@ -143,6 +143,82 @@ def test_after_hang_delays_a_performed_operation(emulator: EmulatorServer) -> No
     assert [k["description"] for k in key_records(emulator)].count("late") == 1
 
 
+def test_after_mangle_sends_the_real_reply_without_the_removed_fields(
+    emulator: EmulatorServer,
+) -> None:
+    """A key create whose reply lost its "id" still carries the real, working key."""
+    ctl = emulator.control
+    fault = ctl.inject_fault(
+        method="POST", route=KEYS, action="mangle", when="after", remove=["id"]
+    )
+    assert fault["action"] == "mangle" and fault["remove"] == ["id"]
+    with httpx.Client(base_url=emulator.url, timeout=5) as http:
+        r = http.post(
+            KEYS, headers={"x-api-key": emulator.admin_key}, json={"description": "mangled"}
+        )
+        assert r.status_code == 200  # the status the operation had
+        reply = r.json()
+        assert "id" not in reply
+        assert reply["key"].startswith("lsv2_sk_") and reply["description"] == "mangled"
+        assert int(r.headers["content-length"]) == len(r.content)
+        # the key exists in the emulator's state and works
+        minted = [k for k in key_records(emulator) if k["description"] == "mangled"]
+        assert len(minted) == 1 and minted[0]["active"]
+        assert minted[0]["short_key"] == reply["short_key"]
+        assert http.get("/api/v1/sessions", headers={"x-api-key": reply["key"]}).status_code == 200
+        # count=1: the next create is answered in full
+        r = http.post(KEYS, headers={"x-api-key": emulator.admin_key}, json={"description": "ok"})
+        assert "id" in r.json()
+    assert ctl.faults()[0]["fired"] == 1
+    assert ctl.request_counts()["by_route_status"]["POST /api/v1/api-key"] == {"200": 2}
+
+
+def test_after_mangle_merges_body_and_keeps_an_error_status(emulator: EmulatorServer) -> None:
+    missing = "/api/v1/sessions/6f1c8a52-0d4e-4b8e-9a57-3c2f0e7d1b90"
+    emulator.control.inject_fault(
+        method="GET",
+        route="/api/v1/sessions/{session_id}",
+        action="mangle",
+        when="after",
+        remove=["detail"],
+        body={"error": "mangled", "extra": [1, 2]},
+    )
+    with httpx.Client(base_url=emulator.url, timeout=5) as http:
+        r = http.get(missing, headers={"x-api-key": emulator.admin_key})
+    assert r.status_code == 404
+    assert r.json() == {"error": "mangled", "extra": [1, 2]}
+
+
+def test_after_mangle_passes_a_reply_that_is_not_an_object_unchanged(
+    emulator: EmulatorServer, api: ApiClient
+) -> None:
+    new_key(api, emulator.admin_key)
+    expected = [k["id"] for k in api.get(KEYS, key=emulator.admin_key).json()]
+    emulator.control.inject_fault(
+        method="GET", route=KEYS, action="mangle", when="after", remove=["id"], body={"x": 1}
+    )
+    with httpx.Client(base_url=emulator.url, timeout=5) as http:
+        r = http.get(KEYS, headers={"x-api-key": emulator.admin_key})
+    assert r.status_code == 200  # a list: nothing to mangle
+    assert [k["id"] for k in r.json()] == expected and not any("x" in k for k in r.json())
+    assert emulator.control.faults()[0]["fired"] == 1
+
+
+def test_mangle_before_the_operation_is_refused(emulator: EmulatorServer) -> None:
+    """There is no reply to mangle before the operation: the control API answers 422."""
+    ctl = emulator.control
+    with pytest.raises(httpx.HTTPStatusError) as refused:
+        ctl.inject_fault(method="POST", route=KEYS, action="mangle", remove=["id"])
+    assert refused.value.response.status_code == 422
+    assert "when" in refused.value.response.text
+    with httpx.Client(base_url=emulator.url) as http:
+        r = http.post("/_emulator/faults", json={"action": "mangle", "when": "before"})
+        assert r.status_code == 422
+        r = http.post("/_emulator/faults", json={"action": "status", "remove": ["id"]})
+        assert r.status_code == 422  # remove belongs to mangle
+    assert ctl.faults() == []
+
+
 def test_rate_limit_429_with_retry_after_per_key(emulator: EmulatorServer, api: ApiClient) -> None:
     ctl = emulator.control
     cfg = ctl.configure(rate_limits={"delete_sessions": 2})
