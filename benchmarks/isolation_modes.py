@@ -18,6 +18,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -61,14 +62,12 @@ def main() -> None:
         }
         for mode, ids in tenants.items():
             measured(
-                f"onboard {len(ids)} ({mode})",
-                len(ids),
-                lambda ids=ids, mode=mode: onboard_tenants(ids, None, mode),
+                f"onboard {len(ids)} ({mode})", len(ids), partial(onboard_tenants, ids, None, mode)
             )
             measured(
                 f"rotate {len(ids)} ({mode})",
                 len(ids),
-                lambda ids=ids: rotate_keys(ids, rotation_id=f"bench-{run}"),
+                partial(rotate_keys, ids, rotation_id=f"bench-{run}"),
             )
 
         seconds = []

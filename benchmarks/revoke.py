@@ -87,13 +87,16 @@ def wait_until_served() -> None:
 
 def measure(tenant_id: str) -> dict[str, float]:
     from tenant_keys.cli.revoke import emit_compromise
+    from tenant_keys.events import KeyCompromisedEvent
     from tenant_keys.services import get_services
 
     services = get_services()
     record = services.store.read(tenant_id)
     emitted = time.monotonic()
     event_id = emit_compromise(
-        tenant_id, reason="benchmark", scope="current", key_id=None, reported_by="bench"
+        KeyCompromisedEvent(
+            tenant_id=tenant_id, reason="benchmark", scope="current", reported_by="bench"
+        )
     )
     while services.langsmith.authenticates(record.api_key, workspace_id=record.workspace_id):
         if time.monotonic() - emitted > 120:
@@ -111,8 +114,9 @@ def measure(tenant_id: str) -> dict[str, float]:
 
 
 def breakdown(tenant_id: str, event_id: str) -> dict[str, float]:
-    """Seconds since the event: flow run created (trigger + action), started (runner poll +
-    process start), lock acquired, key rejected — from the run and the revoked event."""
+    """Seconds since the event: flow run created (trigger + action), revoke started (runner
+    poll + process start), key rejected, then the tenant's lock acquired (the revoke kills
+    first) — from the run and the revoked event."""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import FlowRunFilter
     from prefect.events.filters import EventFilter, EventNameFilter, EventResourceFilter
@@ -138,14 +142,14 @@ def breakdown(tenant_id: str, event_id: str) -> dict[str, float]:
     timeline = payload.get("timeline", {})
     out: dict[str, float] = {}
     reported = timeline.get("reported", 0.0)
-    if run is not None and run.created and run.start_time and "flow run started" in timeline:
+    if run is not None and run.created and run.start_time and "revoke started" in timeline:
         # The run's creation time, relative to the event, from the two clocks of one machine.
-        started_at = timeline["flow run started"]
+        started_at = timeline["revoke started"]
         out["run_created"] = started_at - (run.start_time - run.created).total_seconds()
     for key, step in [
-        ("flow_started", "flow run started"),
-        ("lock", "tenant lock acquired"),
+        ("flow_started", "revoke started"),
         ("rejected", "keys rejected (401)"),
+        ("lock", "tenant lock acquired"),
     ]:
         if step in timeline:
             out[key] = timeline[step] - reported
@@ -154,7 +158,7 @@ def breakdown(tenant_id: str, event_id: str) -> dict[str, float]:
 
 def report(rows: list[dict[str, float]], poll: float) -> None:
     print(f"\ntime to revoke, event emitted -> key gets 401 ({len(rows)} events, poll {poll} s):")
-    for key in ["event_to_401", "run_created", "flow_started", "lock", "rejected"]:
+    for key in ["event_to_401", "run_created", "flow_started", "rejected", "lock"]:
         values = [r[key] for r in rows if key in r]
         if values:
             print(

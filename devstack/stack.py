@@ -165,6 +165,7 @@ class EmulatorProcess(ChildServer):
     def __init__(self, log_dir: Path, port: int = 0) -> None:
         self.port = port or free_port()
         self.admin_key = "lsv2_sk_" + secrets.token_hex(16) + "_" + secrets.token_hex(5)
+        self.org_admin_key = "lsv2_sk_" + secrets.token_hex(16) + "_" + secrets.token_hex(5)
         self.org_id, self.workspace_id = str(uuid.uuid4()), str(uuid.uuid4())
         self.url = f"http://127.0.0.1:{self.port}"
         super().__init__(
@@ -182,7 +183,10 @@ class EmulatorProcess(ChildServer):
             ],
             health_url=f"{self.url}/api/v1/info",
             log_path=log_dir / "langsmith-emulator.log",
-            env={"LANGSMITH_EMULATOR_ADMIN_KEY": self.admin_key},  # not on the command line
+            env={  # not on the command line
+                "LANGSMITH_EMULATOR_ADMIN_KEY": self.admin_key,
+                "LANGSMITH_EMULATOR_ORG_ADMIN_KEY": self.org_admin_key,
+            },
         )
         self.control = EmulatorControl(self.url)
 

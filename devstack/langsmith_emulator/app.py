@@ -52,13 +52,14 @@ API_MOUNTS: tuple[tuple[APIRouter, tuple[str, ...]], ...] = (
 
 def served_routes() -> list[tuple[str, set[str]]]:
     """Every (path template, methods) the API serves, in every prefix form."""
-    return [
-        (prefix + route.path, set(route.methods))
-        for router, prefixes in API_MOUNTS
-        for route in router.routes
-        if isinstance(route, APIRoute)
-        for prefix in prefixes
-    ]
+    served = []
+    for router, prefixes in API_MOUNTS:
+        for route in router.routes:
+            if not isinstance(route, APIRoute):
+                continue
+            assert route.methods is not None  # an APIRoute always has them (GET by default)
+            served += [(prefix + route.path, set(route.methods)) for prefix in prefixes]
+    return served
 
 
 def create_app(store: Store, controls: TestingControls) -> ControlMiddleware:
@@ -80,5 +81,5 @@ def create_app(store: Store, controls: TestingControls) -> ControlMiddleware:
     api.add_exception_handler(StarletteHTTPException, http_error_handler)
     api.add_exception_handler(Exception, unhandled_error_handler)
     app = ControlMiddleware(api, store, controls, make_route_resolver(served_routes()))
-    app.api = api  # type: ignore[attr-defined]
+    app.api = api
     return app

@@ -50,7 +50,9 @@ class Principal:
 
 
 def get_store(request: Request) -> Store:
-    return request.app.state.store
+    store = request.app.state.store  # set by app.create_app
+    assert isinstance(store, Store)
+    return store
 
 
 def _norm_uuid(value: str | None) -> str | None:

@@ -2,9 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import httpx
+
+from .control_schema import (
+    ControlConfigJson,
+    FaultAction,
+    FaultJson,
+    FaultWhen,
+    HealthJson,
+    RateLimitJson,
+    RequestCounts,
+    RequestLogEntry,
+)
+
+# A rate-limit class's override: a count, "count/seconds", or {"count", "interval_seconds"}.
+RateOverride = int | str | Mapping[str, float] | RateLimitJson
 
 
 class EmulatorControl:
@@ -15,6 +30,7 @@ class EmulatorControl:
         self._http = httpx.Client(base_url=self.url + "/_emulator", timeout=timeout)
 
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        """The reply's JSON; each caller annotates the shape the control API gives that path."""
         response = self._http.request(method, path, **kwargs)
         response.raise_for_status()
         return response.json()
@@ -24,17 +40,22 @@ class EmulatorControl:
         self,
         method: str = "*",
         route: str | None = None,
-        action: str = "status",
+        action: FaultAction = "status",
         status: int = 503,
         count: int | None = 1,
         retry_after: float | None = None,
         hang_seconds: float | None = None,
-        when: str = "before",
+        when: FaultWhen = "before",
         skip: int = 0,
         key_id: str | None = None,
         body: dict[str, Any] | None = None,
-    ) -> dict[str, Any]:
-        """Make the next ``count`` matching calls (after ``skip``) fail; returns the fault."""
+        remove: list[str] | None = None,
+    ) -> FaultJson:
+        """Make the next ``count`` matching calls (after ``skip``) fail; returns the fault.
+
+        ``action="mangle"`` (``when="after"`` only): the call is performed and its real JSON
+        reply sent with its status, but without the top-level fields named in ``remove`` and
+        with ``body`` merged over it."""
         spec = {
             "method": method,
             "route": route,
@@ -47,11 +68,14 @@ class EmulatorControl:
             "skip": skip,
             "key_id": key_id,
             "body": body,
+            "remove": remove or [],
         }
-        return self._call("POST", "/faults", json=spec)
+        fault: FaultJson = self._call("POST", "/faults", json=spec)
+        return fault
 
-    def faults(self) -> list[dict[str, Any]]:
-        return self._call("GET", "/faults")
+    def faults(self) -> list[FaultJson]:
+        faults: list[FaultJson] = self._call("GET", "/faults")
+        return faults
 
     def clear_faults(self) -> None:
         self._call("DELETE", "/faults")
@@ -60,12 +84,12 @@ class EmulatorControl:
     def configure(
         self,
         latency_ms: float | None = None,
-        rate_limits: bool | dict[str, int | str | dict[str, float]] | None = None,
+        rate_limits: bool | Mapping[str, RateOverride] | None = None,
         *,
         latency_jitter_ms: float | None = None,
         route_latency_ms: dict[str, float] | None = None,
         rate_window_seconds: float | None = None,
-    ) -> dict[str, Any]:
+    ) -> ControlConfigJson:
         """``rate_limits``: True turns on LangSmith Cloud's table (``ratelimits.py``), False off;
         a dict turns it on with some classes overridden: ``{"runs_query": 2}`` (count, the
         class's interval kept), ``{"runs_query": "2/60"}`` or ``{"runs_query": {"count": 2,
@@ -77,21 +101,29 @@ class EmulatorControl:
             "route_latency_ms": route_latency_ms,
             "rate_window_seconds": rate_window_seconds,
         }
-        return self._call("POST", "/config", json={k: v for k, v in body.items() if v is not None})
+        config: ControlConfigJson = self._call(
+            "POST", "/config", json={k: v for k, v in body.items() if v is not None}
+        )
+        return config
 
-    def config(self) -> dict[str, Any]:
-        return self._call("GET", "/config")
+    def config(self) -> ControlConfigJson:
+        config: ControlConfigJson = self._call("GET", "/config")
+        return config
 
     # -------------------------------------------------------------- counts
-    def request_counts(self) -> dict[str, Any]:
+    def request_counts(self) -> RequestCounts:
         """{total, by_route, by_key, by_status, by_route_status}; routes as 'METHOD /api/v1/..'."""
-        return self._call("GET", "/requests")
+        counts: RequestCounts = self._call("GET", "/requests")
+        return counts
 
     def reset_request_counts(self) -> None:
         self._call("DELETE", "/requests")
 
-    def request_log(self, limit: int | None = None) -> list[dict[str, Any]]:
-        return self._call("GET", "/requests/log", params={"limit": limit} if limit else None)
+    def request_log(self, limit: int | None = None) -> list[RequestLogEntry]:
+        log: list[RequestLogEntry] = self._call(
+            "GET", "/requests/log", params={"limit": limit} if limit else None
+        )
+        return log
 
     # -------------------------------------------------------------- state
     def reset(self, keep_config: bool = False) -> None:
@@ -99,25 +131,35 @@ class EmulatorControl:
 
     def keys(self) -> list[dict[str, Any]]:
         """Every key ever minted (no plaintext): id, kind, short_key, workspace, dates, flags."""
-        return self._call("GET", "/keys")
+        keys: list[dict[str, Any]] = self._call("GET", "/keys")
+        return keys
 
     def state(self) -> dict[str, Any]:
-        return self._call("GET", "/state")
+        """A dump of the store: organization, workspaces, keys (no plaintext), projects, counts."""
+        state: dict[str, Any] = self._call("GET", "/state")
+        return state
 
     def configure_org(self, **caps: int | None) -> dict[str, Any]:
         """Set the org's key-lifetime caps: ``max_api_key_expiry_days``,
         ``max_service_key_expiry_days``, ``max_pat_expiry_days`` (None clears one). Returns the
         org's ``OrganizationInfo``, as ``GET /api/v1/orgs/current/info`` shows it."""
-        return self._call("POST", "/org", json=caps)
+        info: dict[str, Any] = self._call("POST", "/org", json=caps)
+        return info
 
     def org(self) -> dict[str, Any]:
-        return self._call("GET", "/org")
+        """The org's ``OrganizationInfo``."""
+        info: dict[str, Any] = self._call("GET", "/org")
+        return info
 
     def advance_clock(self, seconds: float) -> float:
-        return self._call("POST", "/clock", json={"advance_seconds": seconds})["offset_seconds"]
+        """Move the emulator's clock forward; returns its total offset in seconds."""
+        offset = self._call("POST", "/clock", json={"advance_seconds": seconds})["offset_seconds"]
+        assert isinstance(offset, float)
+        return offset
 
-    def health(self) -> dict[str, Any]:
-        return self._call("GET", "/health")
+    def health(self) -> HealthJson:
+        health: HealthJson = self._call("GET", "/health")
+        return health
 
     # -------------------------------------------------------------- lifecycle
     def close(self) -> None:

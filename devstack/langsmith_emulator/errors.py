@@ -14,6 +14,7 @@ A machine-readable code, when there is one (``org_scoped_key_requires_workspace`
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from http import HTTPStatus
 from typing import Any, Literal
 
@@ -107,7 +108,7 @@ def _respond(
     message: str,
     code: str | None = None,
     *,
-    headers: dict[str, str] | None = None,
+    headers: Mapping[str, str] | None = None,
     remedy: str | None = None,
 ) -> Response:
     body = error_body(

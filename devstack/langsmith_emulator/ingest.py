@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import uuid
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from .auth import Principal
@@ -159,7 +160,7 @@ def _uuid(value: Any, name: str) -> str:
         raise ApiError(422, f"{name} must be a UUID, got {value!r}") from exc
 
 
-def _dt(value: Any, name: str):
+def _dt(value: Any, name: str) -> datetime | None:
     try:
         return parse_dt(value)
     except (ValueError, TypeError) as exc:
@@ -182,14 +183,18 @@ def _int(value: Any) -> int:
         return 0
 
 
+def json_object(value: object) -> dict[str, Any]:
+    """``value`` if it is a JSON object, else an empty one."""
+    return value if isinstance(value, dict) else {}
+
+
 def extract_usage(run: Run) -> None:
     """Token/cost numbers: explicit run fields, else usage_metadata, else llm_output."""
     d = run.data
-    outputs = d.get("outputs") if isinstance(d.get("outputs"), dict) else {}
-    extra = d.get("extra") if isinstance(d.get("extra"), dict) else {}
-    metadata = extra.get("metadata") if isinstance(extra.get("metadata"), dict) else {}
+    outputs = json_object(d.get("outputs"))
+    metadata = json_object(json_object(d.get("extra")).get("metadata"))
     usage = outputs.get("usage_metadata") or metadata.get("usage_metadata")
-    llm_output = outputs.get("llm_output") if isinstance(outputs.get("llm_output"), dict) else {}
+    llm_output = json_object(outputs.get("llm_output"))
     token_usage = llm_output.get("token_usage") or outputs.get("token_usage")
     if any(k in d for k in ("prompt_tokens", "completion_tokens", "total_tokens")):
         p, c, t = _int(d.get("prompt_tokens")), _int(d.get("completion_tokens")), None

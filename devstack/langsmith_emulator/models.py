@@ -8,7 +8,9 @@ from enum import StrEnum
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from .control_schema import FaultAction, FaultWhen
 
 
 class _Body(BaseModel):
@@ -182,15 +184,25 @@ class OrganizationUpdate(_Body):
 class FaultSpec(_Body):
     method: str = "*"
     route: str | None = None  # route template, /api/v1 or unprefixed form; None = any
-    action: Literal["status", "hang", "drop"] = "status"
+    action: FaultAction = "status"
     status: int = Field(default=503, ge=100, le=599)
     count: int | None = Field(default=1, ge=1)  # None = until cleared
     retry_after: float | None = Field(default=None, ge=0)
     hang_seconds: float | None = Field(default=None, ge=0)
-    when: Literal["before", "after"] = "before"
+    when: FaultWhen = "before"
     skip: int = Field(default=0, ge=0)
     key_id: str | None = None
-    body: dict[str, Any] | None = None  # optional custom JSON body for action=status
+    # status: the JSON body to answer with; mangle: fields merged over the real reply
+    body: dict[str, Any] | None = None
+    remove: list[str] = Field(default_factory=list)  # mangle: the real reply's fields to drop
+
+    @model_validator(mode="after")
+    def _mangle_after_only(self) -> FaultSpec:
+        if self.action == "mangle" and self.when != "after":
+            raise ValueError('action "mangle" rewrites the real reply: it needs when="after"')
+        if self.remove and self.action != "mangle":
+            raise ValueError('"remove" is for action "mangle" only')
+        return self
 
 
 class ConfigureBody(_Body):

@@ -7,6 +7,8 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
+from .auth import get_store
+from .control_schema import HealthJson
 from .errors import validation_error
 from .models import ClockBody, ConfigureBody, FaultSpec, OrganizationUpdate, OrgSettingsBody
 from .responses import ok
@@ -18,23 +20,24 @@ router = APIRouter(prefix="/_emulator", tags=["emulator-control"])
 
 
 def _store(request: Request) -> Store:
-    return request.app.state.store
+    return get_store(request)
 
 
 def _controls(request: Request) -> TestingControls:
-    return request.app.state.controls
+    controls = request.app.state.controls  # set by app.create_app
+    assert isinstance(controls, TestingControls)
+    return controls
 
 
 @router.get("/health")
 async def health(request: Request) -> Response:
     store = _store(request)
-    return ok(
-        {
-            "ok": True,
-            "org_id": store.bootstrap.org_id,
-            "workspace_id": store.bootstrap.workspace_id,
-        }
-    )
+    body: HealthJson = {
+        "ok": True,
+        "org_id": store.bootstrap.org_id,
+        "workspace_id": store.bootstrap.workspace_id,
+    }
+    return ok(body)
 
 
 @router.post("/reset")
@@ -78,7 +81,7 @@ async def list_faults(request: Request) -> Response:
 async def add_fault(request: Request, body: FaultSpec) -> Response:
     if body.action == "hang" and body.hang_seconds is None:
         raise validation_error(["body", "hang_seconds"], "hang_seconds is required for hang")
-    return ok(_controls(request).add_fault(body.model_dump()))
+    return ok(_controls(request).add_fault(body))
 
 
 @router.delete("/faults")

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Annotated
+from typing import Annotated, TypedDict
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Request
@@ -29,6 +29,15 @@ from .state import (
 router = APIRouter(tags=["api-key"])
 
 
+class KeyFields(TypedDict):
+    """The fields of a new key that both kinds take from ``APIKeyCreateRequest``."""
+
+    description: str
+    expires_at: datetime | None
+    read_only: bool
+    role_id: str
+
+
 def _check_lifetime_cap(store: Store, org_id: str, expires_at: datetime | None) -> None:
     """An org that caps key lifetime refuses a key without expiry or one that outlives the cap
     (422, HTTPValidationError, as the spec answers invalid bodies)."""
@@ -47,7 +56,7 @@ def _check_lifetime_cap(store: Store, org_id: str, expires_at: datetime | None) 
         )
 
 
-def _common(store: Store, body: APIKeyCreateRequest, org_id: str) -> dict:
+def _common(store: Store, body: APIKeyCreateRequest, org_id: str) -> KeyFields:
     expires_at = as_aware(body.expires_at)
     if expires_at is not None and expires_at <= store.clock.now():
         raise validation_error(["body", "expires_at"], "expires_at must be in the future")

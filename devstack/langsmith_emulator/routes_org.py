@@ -174,7 +174,8 @@ async def granular_usage(
         raise validation_error(["query", "end_time"], "end_time must be after start_time")
     with store.lock:
         visible = {w.id: w for w in principal.visible_workspaces()}
-        counts: Counter[tuple] = Counter()
+        # (day, dimension): the dimension is (group, ids...), None for a trace without a key.
+        counts: Counter[tuple[datetime, tuple[str | None, ...]]] = Counter()
         for wid in dict.fromkeys(str(w) for w in workspace_ids):
             ws = visible.get(wid)
             if ws is None:
@@ -184,7 +185,7 @@ async def granular_usage(
                     continue
                 bucket = started.replace(hour=0, minute=0, second=0, microsecond=0)
                 if group_by == "project":
-                    dim: tuple = ("project", ws.id, project_id)
+                    dim: tuple[str | None, ...] = ("project", ws.id, project_id)
                 elif group_by == "api_key":
                     dim = ("api_key", key_id)
                 elif group_by == "user":
@@ -196,13 +197,15 @@ async def granular_usage(
         for (bucket, dim), traces in sorted(counts.items(), key=lambda kv: (kv[0][0], kv[0][1])):
             dims: dict[str, Any] = {}
             if dim[0] in ("workspace", "project"):
+                assert dim[1] is not None  # ws.id, set above
                 ws = store.workspaces[dim[1]]
                 dims.update({"workspace_id": ws.id, "workspace_name": ws.display_name})
-            if dim[0] == "project":
-                project = store.workspaces[dim[1]].projects.get(dim[2])
-                dims.update(
-                    {"project_id": dim[2], "project_name": project.name if project else None}
-                )
+                if dim[0] == "project":
+                    assert dim[2] is not None  # the trace's project id, set above
+                    project = ws.projects.get(dim[2])
+                    dims.update(
+                        {"project_id": dim[2], "project_name": project.name if project else None}
+                    )
             if dim[0] == "api_key":
                 k = store.keys.get(dim[1] or "")
                 dims.update({"api_key_id": dim[1], "api_key_short_key": k.short_key if k else None})

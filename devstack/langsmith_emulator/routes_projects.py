@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
@@ -67,7 +68,7 @@ def _sorted(ws: Workspace, sort_by: str, desc: bool) -> list[Project]:
         # Stats-based orders are recomputed per call (runs change without a version bump here).
         field = "run_count" if sort_by == "runs_count" else sort_by
 
-        def stat(p: Project) -> tuple:
+        def stat(p: Project) -> tuple[bool, float | str, str]:
             v = project_stats(p, None).get(field)
             return (v is not None, v if v is not None else 0, p.id)
 
@@ -157,7 +158,7 @@ async def list_sessions(
                 candidates = [p for p in _sorted(ws, sort_by, sort_by_desc) if p.id in wanted]
         else:
             candidates = _sorted(ws, sort_by, sort_by_desc)
-        filters = []
+        filters: list[Callable[[Project], bool]] = []
         if id and name is not None:
             ids = {str(i) for i in id}
             filters.append(lambda p: p.id in ids)

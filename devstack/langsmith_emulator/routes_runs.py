@@ -9,6 +9,7 @@ from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Request
+from starlette.responses import Response
 
 from .auth import Principal, ws_read, ws_write
 from .clock import as_aware, iso
@@ -18,6 +19,7 @@ from .ingest import (
     Ingestor,
     batch_from_json,
     batch_from_multipart,
+    json_object,
     parse_json_body,
     parse_multipart,
 )
@@ -43,7 +45,9 @@ async def _ingest(principal: Principal, batch: Batch) -> Ingestor:
 
 
 @ingest_router.post("/runs", status_code=202)
-async def create_run(request: Request, principal: Annotated[Principal, Depends(ws_write)]):
+async def create_run(
+    request: Request, principal: Annotated[Principal, Depends(ws_write)]
+) -> Response:
     payload = parse_json_body(await request.body())
     if not isinstance(payload, dict):
         raise ApiError(422, "body must be a run object")
@@ -54,14 +58,18 @@ async def create_run(request: Request, principal: Annotated[Principal, Depends(w
 
 
 @ingest_router.post("/runs/batch", status_code=202)
-async def batch_runs(request: Request, principal: Annotated[Principal, Depends(ws_write)]):
+async def batch_runs(
+    request: Request, principal: Annotated[Principal, Depends(ws_write)]
+) -> Response:
     batch = batch_from_json(parse_json_body(await request.body()))
     await _ingest(principal, batch)
     return ok({"message": "Runs batch ingested"}, status=202)
 
 
 @ingest_router.post("/runs/multipart", status_code=202)
-async def multipart_runs(request: Request, principal: Annotated[Principal, Depends(ws_write)]):
+async def multipart_runs(
+    request: Request, principal: Annotated[Principal, Depends(ws_write)]
+) -> Response:
     if request.headers.get("content-encoding", "").lower() not in ("", "identity"):
         raise ApiError(415, "compressed multipart is not enabled on this server")
     parts = parse_multipart(await request.body(), request.headers.get("content-type", ""))
@@ -72,7 +80,7 @@ async def multipart_runs(request: Request, principal: Annotated[Principal, Depen
 @router.patch("/runs/{run_id}")
 async def update_run(
     run_id: UUID, request: Request, principal: Annotated[Principal, Depends(ws_write)]
-):
+) -> Response:
     payload = parse_json_body(await request.body())
     if not isinstance(payload, dict):
         raise ApiError(422, "body must be a run object")
@@ -219,7 +227,9 @@ def _decode_cursor(cursor: str | None) -> int:
 
 
 @router.post("/runs/query")
-async def query_runs(body: RunsQueryBody, principal: Annotated[Principal, Depends(ws_read)]):
+async def query_runs(
+    body: RunsQueryBody, principal: Annotated[Principal, Depends(ws_read)]
+) -> Response:
     ws = principal.workspace
     assert ws is not None
     offset = _decode_cursor(body.cursor)
@@ -253,14 +263,15 @@ def _group_value(run: Run, attribute: str, path: str | None) -> list[str | None]
     if attribute == "tag":
         tags = run.data.get("tags")
         return [str(t) for t in tags] if isinstance(tags, list) and tags else []
-    extra = run.data.get("extra") if isinstance(run.data.get("extra"), dict) else {}
-    meta = extra.get("metadata") if isinstance(extra.get("metadata"), dict) else {}
+    meta = json_object(json_object(run.data.get("extra")).get("metadata"))
     value = meta.get(path or "")
     return [None if value is None else str(value)]
 
 
 @router.post("/runs/stats")
-async def stats_runs(body: RunStatsQueryParams, principal: Annotated[Principal, Depends(ws_read)]):
+async def stats_runs(
+    body: RunStatsQueryParams, principal: Annotated[Principal, Depends(ws_read)]
+) -> Response:
     ws = principal.workspace
     assert ws is not None
     with principal.store.lock:
@@ -283,7 +294,7 @@ async def stats_runs(body: RunStatsQueryParams, principal: Annotated[Principal, 
 
 
 @router.get("/runs/{run_id}")
-async def read_run(run_id: UUID, principal: Annotated[Principal, Depends(ws_read)]):
+async def read_run(run_id: UUID, principal: Annotated[Principal, Depends(ws_read)]) -> Response:
     ws = principal.workspace
     assert ws is not None
     with principal.store.lock:

@@ -107,7 +107,8 @@ class Workspace:
     projects: dict[str, Project] = field(default_factory=dict)
     project_names: dict[str, str] = field(default_factory=dict)  # name -> project id
     projects_version: int = 0
-    sorted_cache: dict[tuple, list[Project]] = field(default_factory=dict)
+    # (sort_by, desc) -> the workspace's projects in that order
+    sorted_cache: dict[tuple[str, bool], list[Project]] = field(default_factory=dict)
     usage_limits: dict[str, UsageLimit] = field(default_factory=dict)
     # Root runs (traces) ingested into this workspace: (start_time, project_id, key_id).
     traces: list[tuple[datetime, str, str | None]] = field(default_factory=list)
@@ -232,7 +233,8 @@ class Project:
     trace_tier: str | None = None
     runs: dict[str, Run] = field(default_factory=dict)
     version: int = 0  # bumped on every run change, invalidates the stats cache
-    stats_cache: dict[Any, dict[str, Any]] = field(default_factory=dict)
+    # (version, stats start) -> the project's stats
+    stats_cache: dict[tuple[int, datetime | None], dict[str, Any]] = field(default_factory=dict)
     last_run_start_time: datetime | None = None
 
     def base_json(self) -> dict[str, Any]:

@@ -94,7 +94,7 @@ def project_stats(project: Project, start: datetime | None) -> dict[str, Any]:
     cached = project.stats_cache.get(cache_key)
     if cached is not None:
         return cached
-    runs = project.runs.values()
+    runs: Iterable[Run] = project.runs.values()
     if start is not None:
         runs = [r for r in runs if r.start_time >= start]
     agg = aggregate(runs, roots_for_counts=True)

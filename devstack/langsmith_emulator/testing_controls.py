@@ -10,32 +10,48 @@ dropped connection, ``client_disconnected`` when the client gave up during a "be
 Fault semantics: ``when="before"`` acts before the handler runs (status/drop: the operation is
 not performed; hang: the request is held, then performed only if the client is still there).
 ``when="after"`` runs the handler first, then replaces (status), drops (drop) or delays (hang)
-its response: a lost or late success.
+its response: a lost or late success; or rewrites it (mangle: the real reply, some fields
+removed and others merged over it; after only, the control API refuses it before).
 """
 
 from __future__ import annotations
 
 import asyncio
+import copy
 import fnmatch
 import itertools
+import json
 import random
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
+from fastapi import FastAPI
 from starlette.routing import compile_path
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from .control_schema import (
+    ControlConfigJson,
+    FaultAction,
+    FaultJson,
+    FaultWhen,
+    RateLimitJson,
+    RequestCounts,
+    RequestLogEntry,
+)
 from .errors import ErrorStyle, error_body, error_style
+from .models import FaultSpec
 from .ratelimits import CLOUD_RATE_LIMITS, LEGACY_NAMES, SOURCE_URL, rate_limit_class
 from .responses import _dumps
 from .state import Store, hash_secret
 
 # A class's limit: (count, interval in seconds).
 Limit = tuple[int, float]
-RateOverride = int | str | dict[str, float]
+# A class's limit as the control API takes it; RateLimitJson is how GET /config shows one.
+RateOverride = int | str | dict[str, float] | RateLimitJson
 LOOPBACK_HOSTS = {"127.0.0.1", "::1", "localhost", "testclient"}
 UNMATCHED = "(unmatched)"
 
@@ -82,15 +98,16 @@ class Fault:
     id: int
     method: str
     route: str
-    action: str
+    action: FaultAction
     status: int
     count: int | None
     retry_after: float | None
     hang_seconds: float | None
-    when: str
+    when: FaultWhen
     skip: int
     key_id: str | None
     body: dict[str, Any] | None
+    remove: list[str] = field(default_factory=list)
     seen: int = 0
     fired: int = 0
 
@@ -105,11 +122,26 @@ class Fault:
             return False
         return self.key_id is None or self.key_id == key_id
 
-    def to_json(self) -> dict[str, Any]:
-        out = asdict(self)
-        out["remaining"] = None if self.count is None else max(0, self.count - self.fired)
-        out["active"] = self.active
-        return out
+    def to_json(self) -> FaultJson:
+        return {
+            "id": self.id,
+            "method": self.method,
+            "route": self.route,
+            "action": self.action,
+            "status": self.status,
+            "count": self.count,
+            "retry_after": self.retry_after,
+            "hang_seconds": self.hang_seconds,
+            "when": self.when,
+            "skip": self.skip,
+            "key_id": self.key_id,
+            "body": copy.deepcopy(self.body),
+            "remove": list(self.remove),
+            "seen": self.seen,
+            "fired": self.fired,
+            "remaining": None if self.count is None else max(0, self.count - self.fired),
+            "active": self.active,
+        }
 
 
 @dataclass
@@ -122,7 +154,7 @@ class ControlConfig:
     # Older control: one interval for every class, in place of each class's own (None: theirs).
     rate_window_seconds: float | None = None
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> ControlConfigJson:
         return {
             "latency_ms": self.latency_ms,
             "latency_jitter_ms": self.latency_jitter_ms,
@@ -188,9 +220,9 @@ class TestingControls:
         latency_ms: float | None = None,
         latency_jitter_ms: float | None = None,
         route_latency_ms: dict[str, float] | None = None,
-        rate_limits: bool | dict[str, RateOverride] | None = None,
+        rate_limits: bool | Mapping[str, RateOverride] | None = None,
         rate_window_seconds: float | None = None,
-    ) -> dict[str, Any]:
+    ) -> ControlConfigJson:
         with self.lock:
             c = self.config
             if latency_ms is not None:
@@ -208,7 +240,7 @@ class TestingControls:
                 if rate_limits:
                     c.rate_limits = cloud_limits()
                 self.limiter.clear()
-            elif isinstance(rate_limits, dict):
+            elif rate_limits is not None:
                 limits = cloud_limits()
                 unknown = set(rate_limits) - set(limits) - set(LEGACY_NAMES)
                 if unknown:
@@ -249,21 +281,22 @@ class TestingControls:
             return self.limiter.hit((identity, cls.name), count, window, time.monotonic())
 
     # -------------------------------------------------------------- faults
-    def add_fault(self, spec: dict[str, Any]) -> dict[str, Any]:
+    def add_fault(self, spec: FaultSpec) -> FaultJson:
         with self.lock:
             fault = Fault(
                 id=next(self._ids),
-                method=(spec.get("method") or "*").upper(),
-                route=normalize_route(spec.get("route") or "*"),
-                action=spec.get("action", "status"),
-                status=int(spec.get("status") or 503),
-                count=spec.get("count", 1),
-                retry_after=spec.get("retry_after"),
-                hang_seconds=spec.get("hang_seconds"),
-                when=spec.get("when", "before"),
-                skip=int(spec.get("skip") or 0),
-                key_id=spec.get("key_id"),
-                body=spec.get("body"),
+                method=(spec.method or "*").upper(),
+                route=normalize_route(spec.route or "*"),
+                action=spec.action,
+                status=spec.status,
+                count=spec.count,
+                retry_after=spec.retry_after,
+                hang_seconds=spec.hang_seconds,
+                when=spec.when,
+                skip=spec.skip,
+                key_id=spec.key_id,
+                body=spec.body,
+                remove=list(spec.remove),
             )
             self.faults.append(fault)
             return fault.to_json()
@@ -272,7 +305,7 @@ class TestingControls:
         with self.lock:
             self.faults.clear()
 
-    def list_faults(self) -> list[dict[str, Any]]:
+    def list_faults(self) -> list[FaultJson]:
         with self.lock:
             return [f.to_json() for f in self.faults]
 
@@ -296,7 +329,7 @@ class TestingControls:
             self.by_key: Counter[str] = Counter()
             self.by_status: Counter[str] = Counter()
             self.by_route_status: dict[str, Counter[str]] = {}
-            self.log: deque[dict[str, Any]] = deque(maxlen=10_000)
+            self.log: deque[RequestLogEntry] = deque(maxlen=10_000)
 
     def record(
         self, method: str, route: str, key_id: str, status: int | str, fault: int | None
@@ -320,7 +353,7 @@ class TestingControls:
                 }
             )
 
-    def counts(self) -> dict[str, Any]:
+    def counts(self) -> RequestCounts:
         with self.lock:
             return {
                 "total": self.total,
@@ -330,7 +363,7 @@ class TestingControls:
                 "by_route_status": {k: dict(v) for k, v in self.by_route_status.items()},
             }
 
-    def request_log(self, limit: int | None = None) -> list[dict[str, Any]]:
+    def request_log(self, limit: int | None = None) -> list[RequestLogEntry]:
         with self.lock:
             entries = list(self.log)
         return entries[-limit:] if limit else entries
@@ -339,7 +372,7 @@ class TestingControls:
 # ------------------------------------------------------------------------------ middleware
 
 
-def make_route_resolver(routes: list[tuple[str, set[str]]]) -> Callable[[dict[str, Any]], str]:
+def make_route_resolver(routes: list[tuple[str, set[str]]]) -> Callable[[Scope], str]:
     """Normalised route template of a request (``/api/v1/...`` or ``/api/v2/...``).
 
     ``routes`` are the (template, methods) pairs the API serves, in every prefix form.
@@ -349,7 +382,7 @@ def make_route_resolver(routes: list[tuple[str, set[str]]]) -> Callable[[dict[st
         regex, _, _ = compile_path(template)
         table.append((regex, {m.upper() for m in methods}, normalize_route(template)))
 
-    def resolve(scope: dict[str, Any]) -> str:
+    def resolve(scope: Scope) -> str:
         path, method = scope["path"], scope["method"]
         partial = None
         for regex, methods, name in table:
@@ -363,7 +396,9 @@ def make_route_resolver(routes: list[tuple[str, set[str]]]) -> Callable[[dict[st
     return resolve
 
 
-async def _send_json(send, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
+async def _send_json(
+    send: Send, status: int, body: Any, headers: dict[str, str] | None = None
+) -> None:
     payload = _dumps(body)
     raw = [
         (b"content-type", b"application/json"),
@@ -379,13 +414,22 @@ def _retry_after(seconds: float) -> str:
 
 
 class ControlMiddleware:
-    def __init__(self, app, store: Store, controls: TestingControls, resolver) -> None:
+    # The FastAPI app inside, when app.create_app built this middleware.
+    api: FastAPI | None = None
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        store: Store,
+        controls: TestingControls,
+        resolver: Callable[[Scope], str],
+    ) -> None:
         self.app = app
         self.store = store
         self.controls = controls
         self.resolver = resolver
 
-    def _key_id(self, scope: dict[str, Any]) -> str:
+    def _key_id(self, scope: Scope) -> str:
         for name, value in scope.get("headers", []):
             if name == b"x-api-key":
                 secret = value.decode("latin-1").strip()
@@ -395,7 +439,7 @@ class ControlMiddleware:
                 return key_id or "unknown"
         return "anonymous"
 
-    async def __call__(self, scope, receive, send) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -433,9 +477,9 @@ class ControlMiddleware:
             return
 
         fault = ctl.match_fault(method, route, key_id)
-        status: dict[str, Any] = {"code": None}
+        status: dict[str, int | None] = {"code": None}
 
-        async def tracking_send(message) -> None:
+        async def tracking_send(message: Message) -> None:
             if message["type"] == "http.response.start":
                 status["code"] = message["status"]
             await send(message)
@@ -468,9 +512,9 @@ class ControlMiddleware:
             return
 
         # when == "after": perform the operation, then replace / drop / delay its response.
-        buffered: list[dict[str, Any]] = []
+        buffered: list[Message] = []
 
-        async def buffering_send(message) -> None:
+        async def buffering_send(message: Message) -> None:
             if message["type"] == "http.response.start":
                 status["code"] = message["status"]
             buffered.append(message)
@@ -485,11 +529,39 @@ class ControlMiddleware:
         elif fault.action == "drop":
             await self._drop(receive, send)
             ctl.record(method, route, key_id, "dropped", fault.id)
+        elif fault.action == "mangle":
+            for message in self._mangled(buffered, fault):
+                await send(message)
+            ctl.record(method, route, key_id, status["code"] or 500, fault.id)
         else:
             await self._send_fault(send, fault, style, path)
             ctl.record(method, route, key_id, fault.status, fault.id)
 
-    def _audit(self, scope: dict[str, Any], route: str, status: int) -> None:
+    @staticmethod
+    def _mangled(messages: list[Message], fault: Fault) -> list[Message]:
+        """The buffered response with its JSON object's ``fault.remove`` fields left out and
+        ``fault.body`` merged over it; same status and headers (Content-Length recomputed).
+        A reply that is not a JSON object (a list, no body) is passed on as it was."""
+        start = next((m for m in messages if m["type"] == "http.response.start"), None)
+        raw = b"".join(m.get("body", b"") for m in messages if m["type"] == "http.response.body")
+        try:
+            reply = json.loads(raw) if raw else None
+        except ValueError:
+            reply = None
+        if start is None or not isinstance(reply, dict):
+            return messages
+        for name in fault.remove:
+            reply.pop(name, None)
+        reply.update(fault.body or {})
+        payload = _dumps(reply)
+        headers = [(k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"]
+        headers.append((b"content-length", str(len(payload)).encode()))
+        return [
+            {**start, "headers": headers},
+            {"type": "http.response.body", "body": payload},
+        ]
+
+    def _audit(self, scope: Scope, route: str, status: int) -> None:
         """The audit record of a request the API answered, if a key authenticated it."""
         state = scope.get("state", {})
         key_id = state.get("emu_auth_key_id")
@@ -509,13 +581,13 @@ class ControlMiddleware:
         )
 
     @staticmethod
-    async def _hang_before(receive, seconds: float):
+    async def _hang_before(receive: Receive, seconds: float) -> Receive | None:
         """Hold the request ``seconds`` before it reaches the handler.
 
         Returns a ``receive`` that replays the buffered body, or None when the client
         disconnected meanwhile (then the operation is not performed).
         """
-        messages: list[dict[str, Any]] = []
+        messages: list[Message] = []
         while True:
             message = await receive()
             if message["type"] == "http.disconnect":
@@ -531,7 +603,7 @@ class ControlMiddleware:
             if message["type"] == "http.disconnect":
                 return None
 
-        async def replay():
+        async def replay() -> Message:
             if messages:
                 return messages.pop(0)
             return await receive()
@@ -539,8 +611,8 @@ class ControlMiddleware:
         return replay
 
     @staticmethod
-    async def _send_fault(send, fault: Fault, style: ErrorStyle, path: str) -> None:
-        headers = {}
+    async def _send_fault(send: Send, fault: Fault, style: ErrorStyle, path: str) -> None:
+        headers: dict[str, str] = {}
         if fault.retry_after is not None:
             headers["Retry-After"] = _retry_after(fault.retry_after)
         message = f"Injected fault (status {fault.status})"
@@ -548,7 +620,7 @@ class ControlMiddleware:
         await _send_json(send, fault.status, body, headers)
 
     @staticmethod
-    async def _drop(receive, send) -> None:
+    async def _drop(receive: Receive, send: Send) -> None:
         """Close the connection without a response (the client sees a disconnect)."""
         transport = getattr(getattr(receive, "__self__", None), "transport", None)
         if transport is not None:

@@ -138,13 +138,15 @@ def new_workspace(api: ApiClient, emulator: EmulatorServer, name: str = "Tenant 
         json={"display_name": name},
     )
     assert r.status_code == 200, r.text
-    return r.json()["id"]
+    workspace_id: str = r.json()["id"]
+    return workspace_id
 
 
 def new_key(api: ApiClient, key: str, tenant: str | None = None, **body: Any) -> dict[str, Any]:
     r = api.post("/api/v1/api-key", key=key, tenant=tenant, json=body or {"description": "t"})
     assert r.status_code == 200, r.text
-    return r.json()
+    created: dict[str, Any] = r.json()  # APIKeyCreateResponse: the key's fields and "key"
+    return created
 
 
 def query_runs(client: langsmith.Client, **kwargs: Any) -> list[Any]:

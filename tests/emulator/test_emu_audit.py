@@ -8,6 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
+from devstack.langsmith_emulator import EmulatorServer
 from devstack.langsmith_emulator.app import served_routes
 from devstack.langsmith_emulator.audit import OPERATIONS
 from devstack.langsmith_emulator.openapi import enum_values
@@ -36,7 +37,7 @@ def _message(item: dict[str, Any]) -> dict[str, Any]:
     return message
 
 
-def test_key_created_used_and_deleted(emulator, api):
+def test_key_created_used_and_deleted(emulator: EmulatorServer, api: ApiClient) -> None:
     created = new_key(api, emulator.admin_key, description="tenant a")
     assert api.get("/api/v1/workspaces/current/stats", key=created["key"]).status_code == 200
     r = api.delete(f"/api/v1/api-key/{created['id']}", key=emulator.admin_key)
@@ -67,7 +68,7 @@ def test_key_created_used_and_deleted(emulator, api):
     assert abs(times[0] / 1000 - datetime.now(UTC).timestamp()) < 60
 
 
-def test_service_keys_and_a_refused_mint(emulator, api):
+def test_service_keys_and_a_refused_mint(emulator: EmulatorServer, api: ApiClient) -> None:
     okey, org = emulator.org_admin_key, emulator.org_id
     r = api.post("/api/v1/orgs/current/service-keys", key=okey, org=org, json={})
     service = r.json()
@@ -88,7 +89,7 @@ def test_service_keys_and_a_refused_mint(emulator, api):
     assert refused["status_id"] == 2 and refused["http_response"] == {"code": 422}
 
 
-def test_what_leaves_no_record_and_what_does(emulator, api):
+def test_what_leaves_no_record_and_what_does(emulator: EmulatorServer, api: ApiClient) -> None:
     ctl = emulator.control
     api.get("/api/v1/workspaces/current/stats")  # no key: 401
     api.get("/api/v1/workspaces/current/stats", key="lsv2_sk_" + "1" * 32 + "_" + "1" * 10)
@@ -110,7 +111,7 @@ def test_what_leaves_no_record_and_what_does(emulator, api):
     assert item["resources"] == [{"uid": lost[0]["id"]}]
 
 
-def test_filters_window_and_paging(emulator, api):
+def test_filters_window_and_paging(emulator: EmulatorServer, api: ApiClient) -> None:
     ws = new_workspace(api, emulator, "Audited")
     for _ in range(12):
         new_key(api, emulator.admin_key)
@@ -155,12 +156,14 @@ def test_filters_window_and_paging(emulator, api):
         _window(workspace_id="x"),
     ],
 )
-def test_bad_queries_are_422(emulator, api, params):
+def test_bad_queries_are_422(
+    emulator: EmulatorServer, api: ApiClient, params: dict[str, Any]
+) -> None:
     r = api.get(AUDIT, key=emulator.org_admin_key, org=emulator.org_id, params=params)
     assert r.status_code == 422
 
 
-def test_only_org_admins_read_it(emulator, api):
+def test_only_org_admins_read_it(emulator: EmulatorServer, api: ApiClient) -> None:
     assert api.get(AUDIT, key=emulator.org_admin_key, params=_window()).status_code == 403
     r = api.get(AUDIT, key=emulator.admin_key, org=emulator.org_id, params=_window())
     assert r.status_code == 403
@@ -173,7 +176,7 @@ def test_only_org_admins_read_it(emulator, api):
     assert api.get(AUDIT, key=member, org=emulator.org_id, params=_window()).status_code == 403
 
 
-def test_audited_operations_are_served_and_in_the_spec():
+def test_audited_operations_are_served_and_in_the_spec() -> None:
     served = {f"{m} {normalize_route(path)}" for path, methods in served_routes() for m in methods}
     assert set(OPERATIONS) <= served
     assert {op for op, _ in OPERATIONS.values()} <= enum_values("AuditLogOperation")

@@ -7,18 +7,21 @@ import json
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import httpx
 import pytest
 
-from devstack.langsmith_emulator import EmulatorControl
+from devstack.langsmith_emulator import EmulatorControl, EmulatorServer
 
-from .conftest import key_records, new_key
+from .conftest import ApiClient, key_records, new_key
 
 KEYS = "/api/v1/api-key"
 
 
-def test_status_fault_fires_count_times_then_clears(emulator, api):
+def test_status_fault_fires_count_times_then_clears(
+    emulator: EmulatorServer, api: ApiClient
+) -> None:
     ctl = emulator.control
     fault = ctl.inject_fault(method="POST", route=KEYS, status=503, count=2, retry_after=3)
     assert fault["remaining"] == 2
@@ -31,14 +34,16 @@ def test_status_fault_fires_count_times_then_clears(emulator, api):
     assert len([k for k in key_records(emulator) if k["kind"] == "workspace"]) == 2
 
 
-def test_fault_route_in_either_prefix_form_and_skip(emulator, api):
+def test_fault_route_in_either_prefix_form_and_skip(
+    emulator: EmulatorServer, api: ApiClient
+) -> None:
     emulator.control.inject_fault(method="GET", route="/sessions", status=502, skip=1)
     assert api.get("/api/v1/sessions", key=emulator.admin_key).status_code == 200  # skipped
     assert api.get("/sessions", key=emulator.admin_key).status_code == 502
     assert api.get("/sessions", key=emulator.admin_key).status_code == 200
 
 
-def test_fault_matches_a_key_id(emulator, api):
+def test_fault_matches_a_key_id(emulator: EmulatorServer, api: ApiClient) -> None:
     other = new_key(api, emulator.admin_key)
     emulator.control.inject_fault(
         method="GET", route="/api/v1/sessions", status=500, key_id=other["id"]
@@ -50,7 +55,7 @@ def test_fault_matches_a_key_id(emulator, api):
     assert api.http.get("/api/v1/sessions", headers={"x-api-key": other["key"]}).status_code == 500
 
 
-def test_injected_status_on_path_template(emulator, api):
+def test_injected_status_on_path_template(emulator: EmulatorServer, api: ApiClient) -> None:
     created = new_key(api, emulator.admin_key)
     emulator.control.inject_fault(method="DELETE", route="/api/v1/api-key/{api_key_id}", status=504)
     r = api.delete(f"{KEYS}/{created['id']}", key=emulator.admin_key)
@@ -58,7 +63,9 @@ def test_injected_status_on_path_template(emulator, api):
     assert api.delete(f"{KEYS}/{created['id']}", key=emulator.admin_key).status_code == 200
 
 
-def test_hang_before_makes_the_client_time_out_and_skips_the_operation(emulator):
+def test_hang_before_makes_the_client_time_out_and_skips_the_operation(
+    emulator: EmulatorServer,
+) -> None:
     emulator.control.inject_fault(method="POST", route=KEYS, action="hang", hang_seconds=1.0)
     with (
         httpx.Client(base_url=emulator.url, timeout=0.3) as http,
@@ -71,7 +78,7 @@ def test_hang_before_makes_the_client_time_out_and_skips_the_operation(emulator)
     assert by_status.get("client_disconnected") == 1
 
 
-def test_hang_before_then_answers_if_the_client_waits(emulator):
+def test_hang_before_then_answers_if_the_client_waits(emulator: EmulatorServer) -> None:
     emulator.control.inject_fault(
         method="GET", route="/api/v1/sessions", action="hang", hang_seconds=0.3
     )
@@ -81,7 +88,7 @@ def test_hang_before_then_answers_if_the_client_waits(emulator):
         assert r.status_code == 200 and time.perf_counter() - started >= 0.3
 
 
-def test_drop_closes_the_connection_without_a_response(emulator):
+def test_drop_closes_the_connection_without_a_response(emulator: EmulatorServer) -> None:
     emulator.control.inject_fault(method="GET", route="/api/v1/sessions", action="drop")
     with httpx.Client(base_url=emulator.url, timeout=5) as http:
         with pytest.raises(httpx.RemoteProtocolError):
@@ -94,7 +101,9 @@ def test_drop_closes_the_connection_without_a_response(emulator):
     assert counts["by_route_status"]["GET /api/v1/sessions"] == {"dropped": 1, "200": 1}
 
 
-def test_after_status_performs_the_operation_then_fails(emulator, api):
+def test_after_status_performs_the_operation_then_fails(
+    emulator: EmulatorServer, api: ApiClient
+) -> None:
     emulator.control.inject_fault(method="POST", route=KEYS, status=500, when="after")
     with httpx.Client(base_url=emulator.url, timeout=5) as http:
         r = http.post(KEYS, headers={"x-api-key": emulator.admin_key}, json={"description": "lost"})
@@ -103,7 +112,7 @@ def test_after_status_performs_the_operation_then_fails(emulator, api):
     assert len(orphan) == 1 and orphan[0]["active"]
 
 
-def test_after_drop_is_a_lost_response(emulator):
+def test_after_drop_is_a_lost_response(emulator: EmulatorServer) -> None:
     emulator.control.inject_fault(
         method="POST", route="/api/v1/sessions", action="drop", when="after"
     )
@@ -122,7 +131,7 @@ def test_after_drop_is_a_lost_response(emulator):
     assert len(r.json()) == 1
 
 
-def test_after_hang_delays_a_performed_operation(emulator):
+def test_after_hang_delays_a_performed_operation(emulator: EmulatorServer) -> None:
     emulator.control.inject_fault(
         method="POST", route=KEYS, action="hang", hang_seconds=0.8, when="after"
     )
@@ -134,7 +143,83 @@ def test_after_hang_delays_a_performed_operation(emulator):
     assert [k["description"] for k in key_records(emulator)].count("late") == 1
 
 
-def test_rate_limit_429_with_retry_after_per_key(emulator, api):
+def test_after_mangle_sends_the_real_reply_without_the_removed_fields(
+    emulator: EmulatorServer,
+) -> None:
+    """A key create whose reply lost its "id" still carries the real, working key."""
+    ctl = emulator.control
+    fault = ctl.inject_fault(
+        method="POST", route=KEYS, action="mangle", when="after", remove=["id"]
+    )
+    assert fault["action"] == "mangle" and fault["remove"] == ["id"]
+    with httpx.Client(base_url=emulator.url, timeout=5) as http:
+        r = http.post(
+            KEYS, headers={"x-api-key": emulator.admin_key}, json={"description": "mangled"}
+        )
+        assert r.status_code == 200  # the status the operation had
+        reply = r.json()
+        assert "id" not in reply
+        assert reply["key"].startswith("lsv2_sk_") and reply["description"] == "mangled"
+        assert int(r.headers["content-length"]) == len(r.content)
+        # the key exists in the emulator's state and works
+        minted = [k for k in key_records(emulator) if k["description"] == "mangled"]
+        assert len(minted) == 1 and minted[0]["active"]
+        assert minted[0]["short_key"] == reply["short_key"]
+        assert http.get("/api/v1/sessions", headers={"x-api-key": reply["key"]}).status_code == 200
+        # count=1: the next create is answered in full
+        r = http.post(KEYS, headers={"x-api-key": emulator.admin_key}, json={"description": "ok"})
+        assert "id" in r.json()
+    assert ctl.faults()[0]["fired"] == 1
+    assert ctl.request_counts()["by_route_status"]["POST /api/v1/api-key"] == {"200": 2}
+
+
+def test_after_mangle_merges_body_and_keeps_an_error_status(emulator: EmulatorServer) -> None:
+    missing = "/api/v1/sessions/6f1c8a52-0d4e-4b8e-9a57-3c2f0e7d1b90"
+    emulator.control.inject_fault(
+        method="GET",
+        route="/api/v1/sessions/{session_id}",
+        action="mangle",
+        when="after",
+        remove=["detail"],
+        body={"error": "mangled", "extra": [1, 2]},
+    )
+    with httpx.Client(base_url=emulator.url, timeout=5) as http:
+        r = http.get(missing, headers={"x-api-key": emulator.admin_key})
+    assert r.status_code == 404
+    assert r.json() == {"error": "mangled", "extra": [1, 2]}
+
+
+def test_after_mangle_passes_a_reply_that_is_not_an_object_unchanged(
+    emulator: EmulatorServer, api: ApiClient
+) -> None:
+    new_key(api, emulator.admin_key)
+    expected = [k["id"] for k in api.get(KEYS, key=emulator.admin_key).json()]
+    emulator.control.inject_fault(
+        method="GET", route=KEYS, action="mangle", when="after", remove=["id"], body={"x": 1}
+    )
+    with httpx.Client(base_url=emulator.url, timeout=5) as http:
+        r = http.get(KEYS, headers={"x-api-key": emulator.admin_key})
+    assert r.status_code == 200  # a list: nothing to mangle
+    assert [k["id"] for k in r.json()] == expected and not any("x" in k for k in r.json())
+    assert emulator.control.faults()[0]["fired"] == 1
+
+
+def test_mangle_before_the_operation_is_refused(emulator: EmulatorServer) -> None:
+    """There is no reply to mangle before the operation: the control API answers 422."""
+    ctl = emulator.control
+    with pytest.raises(httpx.HTTPStatusError) as refused:
+        ctl.inject_fault(method="POST", route=KEYS, action="mangle", remove=["id"])
+    assert refused.value.response.status_code == 422
+    assert "when" in refused.value.response.text
+    with httpx.Client(base_url=emulator.url) as http:
+        r = http.post("/_emulator/faults", json={"action": "mangle", "when": "before"})
+        assert r.status_code == 422
+        r = http.post("/_emulator/faults", json={"action": "status", "remove": ["id"]})
+        assert r.status_code == 422  # remove belongs to mangle
+    assert ctl.faults() == []
+
+
+def test_rate_limit_429_with_retry_after_per_key(emulator: EmulatorServer, api: ApiClient) -> None:
     ctl = emulator.control
     cfg = ctl.configure(rate_limits={"delete_sessions": 2})
     assert cfg["rate_limits_enabled"]
@@ -152,7 +237,7 @@ def test_rate_limit_429_with_retry_after_per_key(emulator, api):
     assert api.delete(missing, key=emulator.admin_key).status_code == 404
 
 
-def test_rate_limit_window_slides(emulator, api):
+def test_rate_limit_window_slides(emulator: EmulatorServer, api: ApiClient) -> None:
     # "other" (the older table's catch-all) is the Cloud table's "default"
     emulator.control.configure(rate_limits={"other": 1}, rate_window_seconds=0.5)
     assert api.get("/api/v1/sessions", key=emulator.admin_key).status_code == 200
@@ -161,7 +246,7 @@ def test_rate_limit_window_slides(emulator, api):
     assert api.get("/api/v1/sessions", key=emulator.admin_key).status_code == 200
 
 
-def test_latency_is_added_without_serialising_requests(emulator):
+def test_latency_is_added_without_serialising_requests(emulator: EmulatorServer) -> None:
     emulator.control.configure(latency_ms=200)
 
     async def burst() -> list[int]:
@@ -176,7 +261,9 @@ def test_latency_is_added_without_serialising_requests(emulator):
     assert 0.2 <= elapsed < 1.5, elapsed
 
 
-def test_request_counts_by_route_key_status_and_reset(emulator, api):
+def test_request_counts_by_route_key_status_and_reset(
+    emulator: EmulatorServer, api: ApiClient
+) -> None:
     ctl = emulator.control
     ctl.reset_request_counts()
     created = new_key(api, emulator.admin_key)
@@ -198,7 +285,7 @@ def test_request_counts_by_route_key_status_and_reset(emulator, api):
     assert ctl.request_counts()["total"] == 0
 
 
-def test_reset_restores_bootstrap(emulator, api):
+def test_reset_restores_bootstrap(emulator: EmulatorServer, api: ApiClient) -> None:
     created = new_key(api, emulator.admin_key)
     api.post("/api/v1/sessions", key=emulator.admin_key, json={"name": "gone-after-reset"})
     emulator.control.configure(latency_ms=5)
@@ -212,7 +299,7 @@ def test_reset_restores_bootstrap(emulator, api):
     assert emulator.control.config()["latency_ms"] == 0
 
 
-def test_control_api_validation(emulator):
+def test_control_api_validation(emulator: EmulatorServer) -> None:
     with httpx.Client(base_url=emulator.url) as http:
         r = http.post("/_emulator/faults", json={"action": "explode"})
         assert r.status_code == 422
@@ -222,7 +309,7 @@ def test_control_api_validation(emulator):
         assert r.status_code == 422
 
 
-def test_control_api_is_loopback_only(emulator):
+def test_control_api_is_loopback_only(emulator: EmulatorServer) -> None:
     transport = httpx.ASGITransport(app=emulator.app, client=("10.1.2.3", 5555))
 
     async def call() -> int:
@@ -232,7 +319,7 @@ def test_control_api_is_loopback_only(emulator):
     assert asyncio.run(call()) == 403
 
 
-def test_never_a_500_on_garbage(emulator, api):
+def test_never_a_500_on_garbage(emulator: EmulatorServer, api: ApiClient) -> None:
     key = emulator.admin_key
     for method, path, content in [
         ("POST", "/runs/multipart", b"garbage"),
@@ -251,7 +338,7 @@ def test_never_a_500_on_garbage(emulator, api):
         assert 400 <= r.status_code < 500, (method, path, r.status_code)
 
 
-def test_multipart_endpoint_directly(emulator, api):
+def test_multipart_endpoint_directly(emulator: EmulatorServer, api: ApiClient) -> None:
     import uuid
 
     run_id = str(uuid.uuid4())
@@ -285,7 +372,7 @@ def test_multipart_endpoint_directly(emulator, api):
     assert run["status"] == "success"
 
 
-def test_standalone_process(tmp_path):
+def test_standalone_process(tmp_path: Path) -> None:
     info_file = tmp_path / "emu.json"
     proc = subprocess.Popen(
         [
@@ -303,6 +390,7 @@ def test_standalone_process(tmp_path):
         stderr=subprocess.PIPE,
         text=True,
     )
+    assert proc.stdout is not None and proc.stderr is not None  # both piped
     try:
         line = proc.stdout.readline()
         shown = json.loads(line)

@@ -8,6 +8,8 @@ from typing import Any
 
 import pytest
 
+from devstack.langsmith_emulator import EmulatorServer
+
 from .conftest import ApiClient, new_key
 
 INFO = "/api/v1/orgs/current/info"
@@ -26,7 +28,7 @@ def _mint(api: ApiClient, emulator: Any, kind: str, **body: Any) -> Any:
     return api.post(SERVICE_KEYS, key=emulator.org_admin_key, org=emulator.org_id, json=body)
 
 
-def test_org_info_is_readable_by_org_members(emulator, api):
+def test_org_info_is_readable_by_org_members(emulator: EmulatorServer, api: ApiClient) -> None:
     r = api.get(INFO, key=emulator.org_admin_key, org=emulator.org_id)
     assert r.status_code == 200  # and an OrganizationInfo (api fixture)
     info = r.json()
@@ -37,7 +39,7 @@ def test_org_info_is_readable_by_org_members(emulator, api):
     assert api.get(INFO).status_code == 401
 
 
-def test_an_org_admin_sets_the_caps(emulator, api):
+def test_an_org_admin_sets_the_caps(emulator: EmulatorServer, api: ApiClient) -> None:
     okey, org = emulator.org_admin_key, emulator.org_id
     r = api.patch(INFO, key=okey, org=org, json={"max_service_key_expiry_days": 30})
     assert r.status_code == 200 and r.json()["max_service_key_expiry_days"] == 30
@@ -57,14 +59,18 @@ def test_an_org_admin_sets_the_caps(emulator, api):
     "body",
     [{"max_api_key_expiry_days": 0}, {"max_pat_expiry_days": "x"}, {"display_name": "a/b"}],
 )
-def test_a_bad_update_is_422(emulator, api, body):
+def test_a_bad_update_is_422(
+    emulator: EmulatorServer, api: ApiClient, body: dict[str, Any]
+) -> None:
     r = api.patch(INFO, key=emulator.org_admin_key, org=emulator.org_id, json=body)
     assert r.status_code == 422
 
 
 @pytest.mark.parametrize("kind", ["workspace", "service"])
 @pytest.mark.parametrize("cap", ["max_api_key_expiry_days", "max_service_key_expiry_days"])
-def test_a_mint_beyond_the_cap_or_without_expiry_is_refused(emulator, api, kind, cap):
+def test_a_mint_beyond_the_cap_or_without_expiry_is_refused(
+    emulator: EmulatorServer, api: ApiClient, kind: str, cap: str
+) -> None:
     emulator.control.configure_org(**{cap: 30})
     for body in ({}, {"expires_at": None}, {"expires_at": _in_days(31)}):
         r = _mint(api, emulator, kind, **body)
@@ -75,7 +81,7 @@ def test_a_mint_beyond_the_cap_or_without_expiry_is_refused(emulator, api, kind,
     assert r.status_code == 200 and r.json()["expires_at"] is not None
 
 
-def test_the_stricter_cap_wins(emulator, api):
+def test_the_stricter_cap_wins(emulator: EmulatorServer, api: ApiClient) -> None:
     info = emulator.control.configure_org(
         max_api_key_expiry_days=10, max_service_key_expiry_days=90
     )
@@ -84,7 +90,9 @@ def test_the_stricter_cap_wins(emulator, api):
     assert _mint(api, emulator, "service", expires_at=_in_days(9)).status_code == 200
 
 
-def test_caps_bind_mints_only_and_reset_clears_them(emulator, api):
+def test_caps_bind_mints_only_and_reset_clears_them(
+    emulator: EmulatorServer, api: ApiClient
+) -> None:
     before = new_key(api, emulator.admin_key)  # no expiry
     emulator.control.configure_org(max_service_key_expiry_days=7)
     assert api.get("/api/v1/sessions", key=before["key"]).status_code == 200
@@ -96,7 +104,7 @@ def test_caps_bind_mints_only_and_reset_clears_them(emulator, api):
     assert _mint(api, emulator, "workspace").status_code == 200
 
 
-def test_control_api_accepts_only_the_caps(emulator, api):
+def test_control_api_accepts_only_the_caps(emulator: EmulatorServer, api: ApiClient) -> None:
     r = api.http.post("/_emulator/org", json={"display_name": "x"})
     assert r.status_code == 422
     r = api.http.post("/_emulator/org", json={"max_pat_expiry_days": 0})

@@ -7,15 +7,15 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from devstack.langsmith_emulator import WORKSPACE_READER
+from devstack.langsmith_emulator import WORKSPACE_READER, EmulatorServer
 
-from .conftest import key_records, new_key, new_workspace
+from .conftest import ApiClient, key_records, new_key, new_workspace
 from .spec import SpecMismatch, validate
 
 KEY_RE = re.compile(r"^lsv2_sk_[0-9a-f]{32}_[0-9a-f]{10}$")
 
 
-def test_created_key_format_and_secret_only_once(emulator, api):
+def test_created_key_format_and_secret_only_once(emulator: EmulatorServer, api: ApiClient) -> None:
     created = new_key(api, emulator.admin_key, description="tenant-x")
     assert KEY_RE.match(created["key"])
     assert created["short_key"] == "lsv2_sk_..." + created["key"][-4:]
@@ -33,7 +33,7 @@ def test_created_key_format_and_secret_only_once(emulator, api):
     assert created["key"] not in str(emulator.control.state())
 
 
-def test_unprefixed_paths_serve_the_same_handlers(emulator, api):
+def test_unprefixed_paths_serve_the_same_handlers(emulator: EmulatorServer, api: ApiClient) -> None:
     a = api.get("/api-key", key=emulator.admin_key)
     b = api.get("/api/v1/api-key", key=emulator.admin_key)
     assert a.status_code == b.status_code == 200
@@ -41,7 +41,7 @@ def test_unprefixed_paths_serve_the_same_handlers(emulator, api):
     assert api.get("/info").json() == api.get("/api/v1/info").json()
 
 
-def test_last_used_at_is_updated(emulator, api):
+def test_last_used_at_is_updated(emulator: EmulatorServer, api: ApiClient) -> None:
     created = new_key(api, emulator.admin_key)
     assert created["last_used_at"] is None
     assert api.get("/api/v1/sessions", key=created["key"]).status_code == 200
@@ -54,18 +54,20 @@ def test_last_used_at_is_updated(emulator, api):
 
 
 @pytest.mark.parametrize("header", [None, "", "lsv2_sk_" + "0" * 32 + "_" + "0" * 10])
-def test_missing_or_unknown_key_is_401(api, header):
+def test_missing_or_unknown_key_is_401(api: ApiClient, header: str | None) -> None:
     r = api.get("/api/v1/sessions", headers={} if header is None else {"X-API-Key": header})
     assert r.status_code == 401
     assert "detail" in r.json()
 
 
-def test_header_name_is_case_insensitive(emulator, api):
+def test_header_name_is_case_insensitive(emulator: EmulatorServer, api: ApiClient) -> None:
     r = api.get("/api/v1/sessions", headers={"X-API-KEY": emulator.admin_key})
     assert r.status_code == 200
 
 
-def test_deleted_key_is_401_at_once_and_delete_is_404_after(emulator, api):
+def test_deleted_key_is_401_at_once_and_delete_is_404_after(
+    emulator: EmulatorServer, api: ApiClient
+) -> None:
     created = new_key(api, emulator.admin_key)
     r = api.delete(f"/api/v1/api-key/{created['id']}", key=emulator.admin_key)
     assert r.status_code == 200 and r.json()["id"] == created["id"]
@@ -76,7 +78,7 @@ def test_deleted_key_is_401_at_once_and_delete_is_404_after(emulator, api):
     assert record["deleted"] and record["deleted_at"]
 
 
-def test_unknown_key_id_is_404_and_bad_id_is_422(emulator, api):
+def test_unknown_key_id_is_404_and_bad_id_is_422(emulator: EmulatorServer, api: ApiClient) -> None:
     r = api.delete("/api/v1/api-key/6f1c8a52-0d4e-4b8e-9a57-3c2f0e7d1b90", key=emulator.admin_key)
     assert r.status_code == 404
     r = api.delete("/api/v1/api-key/not-a-uuid", key=emulator.admin_key)
@@ -84,7 +86,7 @@ def test_unknown_key_id_is_404_and_bad_id_is_422(emulator, api):
     assert isinstance(r.json()["detail"], list)
 
 
-def test_expired_key_is_401(emulator, api):
+def test_expired_key_is_401(emulator: EmulatorServer, api: ApiClient) -> None:
     expires = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
     created = new_key(api, emulator.admin_key, expires_at=expires)
     assert created["expires_at"] is not None
@@ -95,13 +97,15 @@ def test_expired_key_is_401(emulator, api):
     assert record["expired"] and not record["active"]
 
 
-def test_expires_at_in_the_past_is_422(emulator, api):
+def test_expires_at_in_the_past_is_422(emulator: EmulatorServer, api: ApiClient) -> None:
     past = (datetime.now(UTC) - timedelta(minutes=1)).isoformat()
     r = api.post("/api/v1/api-key", key=emulator.admin_key, json={"expires_at": past})
     assert r.status_code == 422
 
 
-def test_workspace_key_with_another_workspace_is_403(emulator, api):
+def test_workspace_key_with_another_workspace_is_403(
+    emulator: EmulatorServer, api: ApiClient
+) -> None:
     other = new_workspace(api, emulator)
     r = api.get("/api/v1/sessions", key=emulator.admin_key, tenant=other)
     assert r.status_code == 403
@@ -109,7 +113,9 @@ def test_workspace_key_with_another_workspace_is_403(emulator, api):
     assert api.get("/api/v1/sessions", key=emulator.admin_key, tenant=emulator.workspace_id)
 
 
-def test_workspace_key_sees_nothing_of_another_workspace(emulator, api):
+def test_workspace_key_sees_nothing_of_another_workspace(
+    emulator: EmulatorServer, api: ApiClient
+) -> None:
     other = new_workspace(api, emulator)
     other_key = new_key(api, emulator.org_admin_key, tenant=other)
     project = api.post("/api/v1/sessions", key=other_key["key"], json={"name": "theirs"}).json()
@@ -133,7 +139,9 @@ def test_workspace_key_sees_nothing_of_another_workspace(emulator, api):
     assert r.status_code == 403 and "error" in r.json()
 
 
-def test_org_key_needs_x_tenant_id_on_workspace_resources(emulator, api):
+def test_org_key_needs_x_tenant_id_on_workspace_resources(
+    emulator: EmulatorServer, api: ApiClient
+) -> None:
     r = api.get("/api/v1/sessions", key=emulator.org_admin_key)
     assert r.status_code == 403
     assert r.json()["error"] == "org_scoped_key_requires_workspace"
@@ -141,7 +149,9 @@ def test_org_key_needs_x_tenant_id_on_workspace_resources(emulator, api):
     assert r.status_code == 200
 
 
-def test_scoped_org_key_reaches_only_its_workspaces(emulator, api):
+def test_scoped_org_key_reaches_only_its_workspaces(
+    emulator: EmulatorServer, api: ApiClient
+) -> None:
     ws_a, ws_b = new_workspace(api, emulator, "A"), new_workspace(api, emulator, "B")
     r = api.post(
         "/api/v1/orgs/current/service-keys",
@@ -163,7 +173,9 @@ def test_scoped_org_key_reaches_only_its_workspaces(emulator, api):
     assert r.status_code == 403
 
 
-def test_org_paths_require_matching_organization_header(emulator, api):
+def test_org_paths_require_matching_organization_header(
+    emulator: EmulatorServer, api: ApiClient
+) -> None:
     path = "/api/v1/orgs/current/service-keys"
     assert api.get(path, key=emulator.org_admin_key).status_code == 403
     wrong = "11111111-2222-3333-4444-555555555555"
@@ -175,7 +187,7 @@ def test_org_paths_require_matching_organization_header(emulator, api):
     assert api.get(path, key=emulator.admin_key, org=emulator.org_id).status_code == 403
 
 
-def test_service_key_create_and_delete(emulator, api):
+def test_service_key_create_and_delete(emulator: EmulatorServer, api: ApiClient) -> None:
     path = "/api/v1/orgs/current/service-keys"
     r = api.post(path, key=emulator.org_admin_key, org=emulator.org_id, json={})
     assert r.status_code == 200
@@ -194,7 +206,7 @@ def test_service_key_create_and_delete(emulator, api):
     assert r.status_code == 404
 
 
-def test_reader_key_cannot_write(emulator, api):
+def test_reader_key_cannot_write(emulator: EmulatorServer, api: ApiClient) -> None:
     reader = new_key(api, emulator.admin_key, role_id=WORKSPACE_READER)
     assert api.get("/api/v1/sessions", key=reader["key"]).status_code == 200
     r = api.post("/api/v1/sessions", key=reader["key"], json={"name": "x"})
@@ -203,7 +215,7 @@ def test_reader_key_cannot_write(emulator, api):
     assert r.status_code == 403
 
 
-def test_workspace_key_cannot_create_workspaces(emulator, api):
+def test_workspace_key_cannot_create_workspaces(emulator: EmulatorServer, api: ApiClient) -> None:
     r = api.post(
         "/api/v1/workspaces",
         key=emulator.admin_key,
@@ -213,7 +225,7 @@ def test_workspace_key_cannot_create_workspaces(emulator, api):
     assert r.status_code == 403
 
 
-def test_deleting_a_workspace_revokes_its_keys(emulator, api):
+def test_deleting_a_workspace_revokes_its_keys(emulator: EmulatorServer, api: ApiClient) -> None:
     ws = new_workspace(api, emulator)
     key = new_key(api, emulator.org_admin_key, tenant=ws)
     r = api.delete(f"/api/v1/workspaces/{ws}", key=emulator.org_admin_key, tenant=ws)
@@ -222,7 +234,7 @@ def test_deleting_a_workspace_revokes_its_keys(emulator, api):
     assert api.get("/api/v1/sessions", key=emulator.org_admin_key, tenant=ws).status_code == 403
 
 
-def test_spec_validator_rejects_a_wrong_body():
+def test_spec_validator_rejects_a_wrong_body() -> None:
     with pytest.raises(SpecMismatch):
         validate("GET", "/api/v1/api-key", 200, [{"id": "not-a-uuid", "short_key": "x"}])
     with pytest.raises(SpecMismatch):

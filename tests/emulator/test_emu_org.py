@@ -5,10 +5,14 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from .conftest import new_key, new_workspace
+import httpx
+
+from devstack.langsmith_emulator import EmulatorServer
+
+from .conftest import ApiClient, new_key, new_workspace
 
 
-def test_workspace_lifecycle(emulator, api):
+def test_workspace_lifecycle(emulator: EmulatorServer, api: ApiClient) -> None:
     org, okey = emulator.org_id, emulator.org_admin_key
     ws = new_workspace(api, emulator, "Tenant 42")
     listed = api.get("/api/v1/workspaces", key=okey, org=org).json()
@@ -42,7 +46,7 @@ def test_workspace_lifecycle(emulator, api):
     assert any(w["id"] == ws and w["is_deleted"] for w in with_deleted)
 
 
-def test_workspace_create_validation_and_conflict(emulator, api):
+def test_workspace_create_validation_and_conflict(emulator: EmulatorServer, api: ApiClient) -> None:
     org, okey = emulator.org_id, emulator.org_admin_key
     assert api.post("/api/v1/workspaces", key=okey, org=org, json={}).status_code == 422
     r = api.post("/api/v1/workspaces", key=okey, org=org, json={"display_name": ""})
@@ -54,14 +58,14 @@ def test_workspace_create_validation_and_conflict(emulator, api):
     assert r.status_code == 409
 
 
-def test_workspace_key_lists_only_its_workspace(emulator, api):
+def test_workspace_key_lists_only_its_workspace(emulator: EmulatorServer, api: ApiClient) -> None:
     new_workspace(api, emulator)
     listed = api.get("/api/v1/workspaces", key=emulator.admin_key, org=emulator.org_id).json()
     assert [w["id"] for w in listed] == [emulator.workspace_id]
     assert listed[0]["role_name"] == "WORKSPACE_ADMIN"
 
 
-def test_workspace_stats(emulator, api):
+def test_workspace_stats(emulator: EmulatorServer, api: ApiClient) -> None:
     for name in ("s1", "s2", "s3"):
         api.post("/api/v1/sessions", key=emulator.admin_key, json={"name": name})
     r = api.get("/api/v1/workspaces/current/stats", key=emulator.admin_key)
@@ -70,7 +74,7 @@ def test_workspace_stats(emulator, api):
     assert r.json()["tenant_id"] == emulator.workspace_id
 
 
-def _trace(key, api, project="limited"):
+def _trace(key: str, api: ApiClient, project: str = "limited") -> httpx.Response:
     run = {
         "id": str(uuid.uuid4()),
         "name": "t",
@@ -81,7 +85,7 @@ def _trace(key, api, project="limited"):
     return api.post("/runs/batch", key=key, json={"post": [run]})
 
 
-def test_usage_limits_crud_and_enforcement(emulator, api):
+def test_usage_limits_crud_and_enforcement(emulator: EmulatorServer, api: ApiClient) -> None:
     key = emulator.admin_key
     assert api.get("/api/v1/usage-limits", key=key).json() == []
     r = api.put(
@@ -117,7 +121,7 @@ def test_usage_limits_crud_and_enforcement(emulator, api):
     assert bad.status_code == 422
 
 
-def test_granular_usage_by_project(emulator, api):
+def test_granular_usage_by_project(emulator: EmulatorServer, api: ApiClient) -> None:
     ws = new_workspace(api, emulator, "Billing WS")
     tenant_key = new_key(api, emulator.org_admin_key, tenant=ws)["key"]
     for _ in range(2):

@@ -5,17 +5,25 @@ from __future__ import annotations
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
+from devstack.langsmith_emulator import EmulatorServer
 
-def _create(api, key, name, **body):
+from .conftest import ApiClient
+
+
+def _create(api: ApiClient, key: str, name: str, **body: Any) -> dict[str, Any]:
     r = api.post("/api/v1/sessions", key=key, json={"name": name, **body})
     assert r.status_code == 200, r.text
-    return r.json()
+    project: dict[str, Any] = r.json()  # TracerSession
+    return project
 
 
-def test_duplicate_name_is_409_and_upsert_returns_existing(emulator, api):
+def test_duplicate_name_is_409_and_upsert_returns_existing(
+    emulator: EmulatorServer, api: ApiClient
+) -> None:
     key = emulator.admin_key
     first = _create(api, key, "dup")
     r = api.post("/api/v1/sessions", key=key, json={"name": "dup"})
@@ -25,7 +33,7 @@ def test_duplicate_name_is_409_and_upsert_returns_existing(emulator, api):
     assert r.status_code == 200 and r.json()["id"] == first["id"]
 
 
-def test_read_patch_delete(emulator, api):
+def test_read_patch_delete(emulator: EmulatorServer, api: ApiClient) -> None:
     key = emulator.admin_key
     project = _create(api, key, "crud", extra={"metadata": {"tier": "gold"}})
     other = _create(api, key, "crud-other")
@@ -47,7 +55,7 @@ def test_read_patch_delete(emulator, api):
     assert api.get(f"/api/v1/sessions/{other['id']}", key=key).status_code == 404
 
 
-def test_filters_and_paging(emulator, api):
+def test_filters_and_paging(emulator: EmulatorServer, api: ApiClient) -> None:
     key = emulator.admin_key
     ids = [_create(api, key, f"page-{i:03d}")["id"] for i in range(25)]
     _create(api, key, "unrelated")
@@ -89,7 +97,9 @@ def test_filters_and_paging(emulator, api):
         {"id": "not-a-uuid"},
     ],
 )
-def test_bad_query_is_422(emulator, api, params):
+def test_bad_query_is_422(
+    emulator: EmulatorServer, api: ApiClient, params: dict[str, str | int]
+) -> None:
     r = api.get("/api/v1/sessions", key=emulator.admin_key, params=params)
     assert r.status_code == 422
     detail = r.json()["detail"]
@@ -106,7 +116,7 @@ def test_bad_query_is_422(emulator, api, params):
         b'{"name": "x", "trace_tier": "forever"}',
     ],
 )
-def test_bad_body_is_422(emulator, api, body):
+def test_bad_body_is_422(emulator: EmulatorServer, api: ApiClient, body: bytes) -> None:
     r = api.post(
         "/api/v1/sessions",
         key=emulator.admin_key,
@@ -117,13 +127,22 @@ def test_bad_body_is_422(emulator, api, body):
     assert isinstance(r.json()["detail"], list)
 
 
-def test_auth_comes_before_validation(api):
+def test_auth_comes_before_validation(api: ApiClient) -> None:
     r = api.get("/api/v1/sessions", params={"limit": 0})
     assert r.status_code == 401
 
 
-def _run(session_id, start, *, parent=None, error=None, tokens=(0, 0), cost=None, end=None):
-    run = {
+def _run(
+    session_id: str,
+    start: datetime,
+    *,
+    parent: dict[str, Any] | None = None,
+    error: str | None = None,
+    tokens: tuple[int, int] = (0, 0),
+    cost: float | None = None,
+    end: datetime | None = None,
+) -> dict[str, Any]:
+    run: dict[str, Any] = {
         "id": str(uuid.uuid4()),
         "name": "r",
         "run_type": "llm" if parent else "chain",
@@ -145,7 +164,7 @@ def _run(session_id, start, *, parent=None, error=None, tokens=(0, 0), cost=None
     return run
 
 
-def test_include_stats_and_stats_start_time(emulator, api):
+def test_include_stats_and_stats_start_time(emulator: EmulatorServer, api: ApiClient) -> None:
     key = emulator.admin_key
     project = _create(api, key, "stats")
     now = datetime.now(UTC)
@@ -183,7 +202,7 @@ def test_include_stats_and_stats_start_time(emulator, api):
     assert plain["run_count"] is None
 
 
-def test_runs_stats_endpoint(emulator, api):
+def test_runs_stats_endpoint(emulator: EmulatorServer, api: ApiClient) -> None:
     key = emulator.admin_key
     project = _create(api, key, "rs")
     now = datetime.now(UTC)
@@ -207,7 +226,7 @@ def test_runs_stats_endpoint(emulator, api):
     assert r.status_code == 404
 
 
-def test_single_run_post_patch_and_get(emulator, api):
+def test_single_run_post_patch_and_get(emulator: EmulatorServer, api: ApiClient) -> None:
     key = emulator.admin_key
     run_id = str(uuid.uuid4())
     start = datetime.now(UTC)
@@ -245,7 +264,7 @@ def test_single_run_post_patch_and_get(emulator, api):
     assert bad.status_code == 422
 
 
-def test_ten_thousand_projects_stats_page_is_fast(emulator, api):
+def test_ten_thousand_projects_stats_page_is_fast(emulator: EmulatorServer, api: ApiClient) -> None:
     """A stats page of 100 projects reads only those projects' runs."""
     store = emulator.store
     ws = store.workspaces[emulator.workspace_id]

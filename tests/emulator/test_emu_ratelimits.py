@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from devstack.langsmith_emulator import CLOUD_RATE_LIMITS, rate_limit_class
+from devstack.langsmith_emulator import CLOUD_RATE_LIMITS, EmulatorServer, rate_limit_class
 
 from .conftest import ApiClient, new_key
 
@@ -52,7 +52,7 @@ def _send(api: ApiClient, key: str, cls: str) -> Any:
     return api.request(method, path, key=key if with_key else None, json=body)
 
 
-def test_the_table_is_the_published_one():
+def test_the_table_is_the_published_one() -> None:
     table = [(c.name, c.count, c.interval_seconds, c.identity) for c in CLOUD_RATE_LIMITS]
     assert table == PUBLISHED
     assert {c.name: c.eu_count for c in CLOUD_RATE_LIMITS if c.eu_count} == {"runs_stats": 20}
@@ -83,12 +83,14 @@ def test_the_table_is_the_published_one():
         ("GET", "/api/v1/sessions/", True, "default"),
     ],
 )
-def test_class_of_a_request(method, path, api_key, expected):
+def test_class_of_a_request(method: str, path: str, api_key: bool, expected: str) -> None:
     assert rate_limit_class(method, path, api_key=api_key).name == expected
 
 
 @pytest.mark.parametrize("cls", [row[0] for row in PUBLISHED])
-def test_each_class_answers_429_with_retry_after(emulator, api, cls):
+def test_each_class_answers_429_with_retry_after(
+    emulator: EmulatorServer, api: ApiClient, cls: str
+) -> None:
     interval = next(row[2] for row in PUBLISHED if row[0] == cls)
     emulator.control.configure(rate_limits={cls: 2})  # the class's own interval is kept
     key = emulator.admin_key
@@ -101,7 +103,7 @@ def test_each_class_answers_429_with_retry_after(emulator, api, cls):
     assert _send(api, key, other).status_code != 429
 
 
-def test_published_defaults_on_the_strict_classes(emulator, api):
+def test_published_defaults_on_the_strict_classes(emulator: EmulatorServer, api: ApiClient) -> None:
     emulator.control.configure(rate_limits=True)
     key = emulator.admin_key
     assert [_send(api, key, "runs_query").status_code for _ in range(15)] == [404] * 15
@@ -114,7 +116,7 @@ def test_published_defaults_on_the_strict_classes(emulator, api):
     assert statuses == [404] * 10 + [429]
 
 
-def test_identity_is_the_api_key(emulator, api):
+def test_identity_is_the_api_key(emulator: EmulatorServer, api: ApiClient) -> None:
     emulator.control.configure(rate_limits={"runs_stats": 1})
     other = new_key(api, emulator.admin_key)["key"]
     assert _send(api, emulator.admin_key, "runs_stats").status_code == 200
@@ -122,7 +124,7 @@ def test_identity_is_the_api_key(emulator, api):
     assert _send(api, other, "runs_stats").status_code == 200
 
 
-def test_override_forms_and_window(emulator, api):
+def test_override_forms_and_window(emulator: EmulatorServer, api: ApiClient) -> None:
     ctl = emulator.control
     cfg = ctl.configure(rate_limits={"runs_stats": "1/0.5", "get_run": {"count": 3}})
     assert cfg["rate_limits"]["runs_stats"] == {"count": 1, "interval_seconds": 0.5}
@@ -135,18 +137,18 @@ def test_override_forms_and_window(emulator, api):
     assert _send(api, key, "runs_stats").status_code == 200
 
 
-def test_the_older_catch_all_name_keeps_its_minute(emulator):
+def test_the_older_catch_all_name_keeps_its_minute(emulator: EmulatorServer) -> None:
     cfg = emulator.control.configure(rate_limits={"other": 600})  # benchmarks/rotation.py
     assert cfg["rate_limits"]["default"] == {"count": 600, "interval_seconds": 60}
 
 
 @pytest.mark.parametrize("bad", [{"runs_stats": "x/y"}, {"runs_stats": -1}, {"nope": 1}])
-def test_bad_override_is_422(emulator, api, bad):
+def test_bad_override_is_422(emulator: EmulatorServer, api: ApiClient, bad: dict[str, Any]) -> None:
     r = api.http.post("/_emulator/config", json={"rate_limits": bad})
     assert r.status_code == 422
 
 
-def test_reset_keeping_the_config_keeps_the_overrides(emulator):
+def test_reset_keeping_the_config_keeps_the_overrides(emulator: EmulatorServer) -> None:
     emulator.control.configure(rate_limits={"runs_query": "3/30"})
     emulator.control.reset(keep_config=True)
     cfg = emulator.control.config()

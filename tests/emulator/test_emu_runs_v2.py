@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from devstack.langsmith_emulator import EmulatorServer
 from devstack.langsmith_emulator.openapi import enum_values
 from devstack.langsmith_emulator.runs_v2 import FIELDS
 
@@ -63,7 +64,7 @@ def _problem(response: Any, status: int) -> dict[str, Any]:
     return body
 
 
-def test_cursor_paging_both_orders(emulator, api):
+def test_cursor_paging_both_orders(emulator: EmulatorServer, api: ApiClient) -> None:
     key = emulator.admin_key
     project = _project(api, key)
     now = datetime.now(UTC)
@@ -89,7 +90,7 @@ def test_cursor_paging_both_orders(emulator, api):
     assert asc == ids[::-1]
 
 
-def test_page_size_bounds(emulator, api):
+def test_page_size_bounds(emulator: EmulatorServer, api: ApiClient) -> None:
     project = _project(api, emulator.admin_key)
     _ingest(api, emulator.admin_key, [_run(project, datetime.now(UTC)) for _ in range(3)])
     for size, status in [(1, 200), (1000, 200), (0, 400), (1001, 400), ("ten", 400)]:
@@ -97,6 +98,7 @@ def test_page_size_bounds(emulator, api):
             QUERY, key=emulator.admin_key, json={"project_ids": [project], "page_size": size}
         )
         if status == 200:
+            assert isinstance(size, int)
             assert r.status_code == 200 and len(r.json()["items"]) == min(size, 3)
         else:
             assert "page_size" in _problem(r, status)["detail"]
@@ -104,7 +106,7 @@ def test_page_size_bounds(emulator, api):
     assert len(r.json()["items"]) == 3  # default 100
 
 
-def test_default_window_is_the_last_day_until_now(emulator, api):
+def test_default_window_is_the_last_day_until_now(emulator: EmulatorServer, api: ApiClient) -> None:
     key = emulator.admin_key
     project = _project(api, key)
     now = datetime.now(UTC)
@@ -131,7 +133,7 @@ def test_default_window_is_the_last_day_until_now(emulator, api):
     assert ids() == {recent["id"], future["id"]}
 
 
-def test_selects(emulator, api):
+def test_selects(emulator: EmulatorServer, api: ApiClient) -> None:
     key = emulator.admin_key
     project = _project(api, key)
     start = datetime.now(UTC) - timedelta(minutes=5)
@@ -169,11 +171,11 @@ def test_selects(emulator, api):
     assert "remedy" in _problem(r, 400)
 
 
-def test_select_fields_are_the_specs():
+def test_select_fields_are_the_specs() -> None:
     assert set(FIELDS) == enum_values("query.RunSelectField")
 
 
-def test_filters(emulator, api):
+def test_filters(emulator: EmulatorServer, api: ApiClient) -> None:
     key = emulator.admin_key
     project = _project(api, key)
     now = datetime.now(UTC) - timedelta(minutes=1)
@@ -209,7 +211,7 @@ def test_filters(emulator, api):
     assert ids(ids=[other["id"]], is_root=False) == set()
 
 
-def test_reference_dataset_resolves_its_sessions(emulator, api):
+def test_reference_dataset_resolves_its_sessions(emulator: EmulatorServer, api: ApiClient) -> None:
     key = emulator.admin_key
     dataset = str(uuid.uuid4())
     started = datetime.now(UTC) - timedelta(days=3)
@@ -246,7 +248,9 @@ def test_reference_dataset_resolves_its_sessions(emulator, api):
         ),
     ],
 )
-def test_errors_are_problem_details(emulator, api, body, status, needle):
+def test_errors_are_problem_details(
+    emulator: EmulatorServer, api: ApiClient, body: dict[str, Any], status: int, needle: str
+) -> None:
     project = _project(api, emulator.admin_key)
 
     def fill(value: Any) -> Any:
@@ -260,7 +264,7 @@ def test_errors_are_problem_details(emulator, api, body, status, needle):
     assert needle in _problem(r, status)["detail"]
 
 
-def test_malformed_json_is_400(emulator, api):
+def test_malformed_json_is_400(emulator: EmulatorServer, api: ApiClient) -> None:
     r = api.post(
         QUERY,
         key=emulator.admin_key,
@@ -270,7 +274,7 @@ def test_malformed_json_is_400(emulator, api):
     _problem(r, 400)
 
 
-def test_auth_and_workspace_rules(emulator, api):
+def test_auth_and_workspace_rules(emulator: EmulatorServer, api: ApiClient) -> None:
     ws = new_workspace(api, emulator)
     okey, admin = emulator.org_admin_key, emulator.admin_key
     theirs = _project(api, okey, tenant=ws)
@@ -297,7 +301,7 @@ def test_auth_and_workspace_rules(emulator, api):
     _problem(api.post(QUERY, key=scoped, tenant=ws, json=body), 403)
 
 
-def test_both_path_forms_and_route_name(emulator, api):
+def test_both_path_forms_and_route_name(emulator: EmulatorServer, api: ApiClient) -> None:
     project = _project(api, emulator.admin_key)
     for path in (QUERY, "/v2/runs/query"):
         r = api.post(path, key=emulator.admin_key, json={"project_ids": [project]})
@@ -305,7 +309,7 @@ def test_both_path_forms_and_route_name(emulator, api):
     assert emulator.control.request_counts()["by_route"]["POST /api/v2/runs/query"] == 2
 
 
-def test_retrieve_one_run(emulator, api):
+def test_retrieve_one_run(emulator: EmulatorServer, api: ApiClient) -> None:
     key = emulator.admin_key
     project = _project(api, key)
     run = _run(project, datetime.now(UTC) - timedelta(minutes=1))

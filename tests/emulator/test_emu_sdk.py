@@ -8,7 +8,9 @@ from __future__ import annotations
 import asyncio
 import uuid
 import warnings
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import langsmith
 import pytest
@@ -21,7 +23,9 @@ from langsmith.utils import (
     LangSmithUserError,
 )
 
-from .conftest import new_key, new_workspace, query_runs
+from devstack.langsmith_emulator import EmulatorServer
+
+from .conftest import ApiClient, new_key, new_workspace, query_runs
 
 ALL_RUN_FIELDS = ["ID", "NAME", "RUN_TYPE", "START_TIME", "ERROR", "PARENT_RUN_IDS", "TRACE_ID"]
 
@@ -33,7 +37,7 @@ def _window() -> dict[str, datetime]:
 
 
 @traceable(run_type="llm", name="answer")
-def _llm(question: str) -> dict:
+def _llm(question: str) -> dict[str, Any]:
     return {
         "answer": question.upper(),
         "usage_metadata": {"input_tokens": 7, "output_tokens": 5, "total_tokens": 12},
@@ -42,7 +46,8 @@ def _llm(question: str) -> dict:
 
 @traceable(run_type="chain", name="pipeline")
 def _pipeline(question: str) -> str:
-    return _llm(question)["answer"]
+    answer: str = _llm(question)["answer"]
+    return answer
 
 
 @traceable(run_type="chain", name="broken")
@@ -50,7 +55,9 @@ def _broken() -> None:
     raise RuntimeError("boom")
 
 
-def test_create_read_list_projects(emulator, sdk_client):
+def test_create_read_list_projects(
+    emulator: EmulatorServer, sdk_client: Callable[..., langsmith.Client]
+) -> None:
     client = sdk_client(emulator.admin_key)
     project = client.create_project("tenant-alpha", description="a", metadata={"tenant": "alpha"})
     assert project.name == "tenant-alpha"
@@ -76,7 +83,9 @@ def test_create_read_list_projects(emulator, sdk_client):
     assert not client.has_project("tenant-beta")
 
 
-def test_tracing_lands_in_tenant_project_and_counts(emulator, api, sdk_client):
+def test_tracing_lands_in_tenant_project_and_counts(
+    emulator: EmulatorServer, api: ApiClient, sdk_client: Callable[..., langsmith.Client]
+) -> None:
     tenant_key = new_key(api, emulator.admin_key)["key"]
     client = sdk_client(tenant_key)
     client.create_project("tenant-1")
@@ -123,7 +132,9 @@ def test_tracing_lands_in_tenant_project_and_counts(emulator, api, sdk_client):
     assert counts["by_route"].get("POST /api/v1/runs/multipart", 0) >= 1
 
 
-def test_auto_created_project_lives_in_the_keys_workspace(emulator, api, sdk_client):
+def test_auto_created_project_lives_in_the_keys_workspace(
+    emulator: EmulatorServer, api: ApiClient, sdk_client: Callable[..., langsmith.Client]
+) -> None:
     ws = new_workspace(api, emulator, "Tenant Two")
     key = new_key(api, emulator.org_admin_key, tenant=ws)["key"]
     client = sdk_client(key)
@@ -140,7 +151,9 @@ def test_auto_created_project_lives_in_the_keys_workspace(emulator, api, sdk_cli
         admin.read_project(project_name="auto-made")
 
 
-def test_workspace_key_reads_every_project_of_its_workspace(emulator, api, sdk_client):
+def test_workspace_key_reads_every_project_of_its_workspace(
+    emulator: EmulatorServer, api: ApiClient, sdk_client: Callable[..., langsmith.Client]
+) -> None:
     """The Cloud limitation: a tenant's workspace key reaches its neighbours' projects."""
     key_a = new_key(api, emulator.admin_key, description="tenant a")["key"]
     key_b = new_key(api, emulator.admin_key, description="tenant b")["key"]
@@ -155,7 +168,9 @@ def test_workspace_key_reads_every_project_of_its_workspace(emulator, api, sdk_c
     assert any(r.inputs.get("question") == "secret of a" for r in runs_seen_by_b)
 
 
-def test_stats_start_time_filters(emulator, sdk_client):
+def test_stats_start_time_filters(
+    emulator: EmulatorServer, sdk_client: Callable[..., langsmith.Client]
+) -> None:
     client = sdk_client(emulator.admin_key)
     project = client.create_project("windowed")
     old = datetime.now(UTC) - timedelta(days=3)
@@ -178,7 +193,9 @@ def test_stats_start_time_filters(emulator, sdk_client):
     assert stats["latency_p50"] == pytest.approx(2.0)
 
 
-def test_org_scoped_key_without_workspace_raises_user_error(emulator, sdk_client):
+def test_org_scoped_key_without_workspace_raises_user_error(
+    emulator: EmulatorServer, sdk_client: Callable[..., langsmith.Client]
+) -> None:
     client = sdk_client(emulator.org_admin_key)
     with pytest.raises(LangSmithUserError, match="org-scoped"):
         client.create_project("needs-a-workspace")
@@ -186,7 +203,9 @@ def test_org_scoped_key_without_workspace_raises_user_error(emulator, sdk_client
     assert scoped.create_project("with-workspace").name == "with-workspace"
 
 
-def test_deleted_key_is_refused_by_the_sdk(emulator, api, sdk_client):
+def test_deleted_key_is_refused_by_the_sdk(
+    emulator: EmulatorServer, api: ApiClient, sdk_client: Callable[..., langsmith.Client]
+) -> None:
     created = new_key(api, emulator.admin_key)
     client = sdk_client(created["key"])
     client.create_project("before-delete")
@@ -196,7 +215,9 @@ def test_deleted_key_is_refused_by_the_sdk(emulator, api, sdk_client):
         client.read_project(project_name="before-delete")
 
 
-def test_runs_query_follows_cursor_pages(emulator, api, sdk_client):
+def test_runs_query_follows_cursor_pages(
+    emulator: EmulatorServer, api: ApiClient, sdk_client: Callable[..., langsmith.Client]
+) -> None:
     project = api.post(
         "/api/v1/sessions", key=emulator.admin_key, json={"name": "many-runs"}
     ).json()
@@ -223,6 +244,6 @@ def test_runs_query_follows_cursor_pages(emulator, api, sdk_client):
     assert emulator.control.request_counts()["by_route"]["POST /api/v2/runs/query"] == 3
 
 
-def test_langsmith_deprecations_are_errors_in_this_suite():
+def test_langsmith_deprecations_are_errors_in_this_suite() -> None:
     with pytest.raises(LangSmithDeprecationWarning):
         warnings.warn("read with client.runs.query()", LangSmithDeprecationWarning, stacklevel=1)

@@ -51,7 +51,7 @@ def _concrete(template: str) -> str:
     return re.sub(r"\{[^}]+\}", str(uuid.uuid4()), template)
 
 
-def test_every_emulated_route_is_an_operation_of_the_spec():
+def test_every_emulated_route_is_an_operation_of_the_spec() -> None:
     served = [(m, path) for path, methods in served_routes() for m in methods]
     assert len(served) > 40
     missing = [(m, p) for m, p in served if find_operation(m, p) is None]
@@ -59,12 +59,12 @@ def test_every_emulated_route_is_an_operation_of_the_spec():
 
 
 @pytest.mark.parametrize(("method", "template"), PRODUCT_OPERATIONS)
-def test_the_products_operations_are_emulated(method, template):
+def test_the_products_operations_are_emulated(method: str, template: str) -> None:
     assert validate(method, template, 599, None) is None  # the template is in the spec
     assert _served(method, _concrete(template)), f"{method} {template} is not emulated"
 
 
-def test_a_path_outside_the_spec_fails_validation():
+def test_a_path_outside_the_spec_fails_validation() -> None:
     with pytest.raises(SpecMismatch, match="not an operation"):
         validate("GET", "/api/v1/made-up", 200, {})
     with pytest.raises(SpecMismatch, match="not an operation"):
