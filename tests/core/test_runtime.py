@@ -223,9 +223,11 @@ def test_langchain_runs_go_to_the_tenants_project(backends: LocalStack, tenant_i
     tracing = _tracing()
     tracer = tracing.langchain_tracer(tenant_id)
     assert tracer is not None
-    chain = RunnableLambda(lambda question: f"answer to {question}").with_config(
-        run_name="lc-chain"
-    )
+
+    def answer(question: str) -> str:
+        return f"answer to {question}"
+
+    chain = RunnableLambda(answer).with_config(run_name="lc-chain")
     assert chain.invoke("q1", config={"callbacks": [tracer]}) == "answer to q1"
     tracer.wait_for_futures()
     _flush(tracing)

@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 import boto3
 import httpx
 from botocore.config import Config
+from pydantic import SecretStr
 
 from tenant_keys.layout import (
     MANAGED_BY,
@@ -136,7 +137,7 @@ def _secrets_manager(target: Target) -> object:
 
 def _create_secret(sm: object, target: Target, tenant: SeededTenant, workspace_id: str) -> None:
     record = TenantKeyRecord(
-        api_key="seeded-" + secrets.token_hex(12),  # type: ignore[arg-type]  # never read
+        api_key=SecretStr("seeded-" + secrets.token_hex(12)),  # never read
         key_id=str(uuid.uuid4()),
         project_id=tenant.project_id,
         project_name=project_name(tenant.tenant_id),

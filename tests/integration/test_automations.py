@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from functools import partial
 
 import pytest
 from prefect.client.orchestration import get_client
@@ -129,7 +130,7 @@ def test_each_alert_reaches_the_webhook(
     }
     for subject, detail in expected.items():
         [note] = wait_for(
-            lambda s=subject: _about(receiver, tenant_id, s), 90, f"the '{subject}' notification"
+            partial(_about, receiver, tenant_id, subject), 90, f"the '{subject}' notification"
         )
         assert detail in note["text"], note
     text = json.dumps(receiver.received())

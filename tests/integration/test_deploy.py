@@ -13,6 +13,7 @@ from uuid import UUID
 
 import pytest
 import yaml
+from prefect.automations import RunDeployment
 from prefect.client.orchestration import get_client
 
 from devstack.deployments import (
@@ -77,7 +78,9 @@ def test_deploy_all_creates_every_deployment_without_prompts(
         assert (limit.limit if limit else None) == spec.get("concurrency_limit", {}).get("limit")
     with get_client(sync_client=True) as client:
         [trigger] = client.read_automations_by_name("key-compromised")
-    assert trigger.actions[0].deployment_id == deployments["emergency-revoke"].id
+    [action] = trigger.actions
+    assert isinstance(action, RunDeployment)
+    assert action.deployment_id == deployments["emergency-revoke"].id
 
 
 def test_a_run_of_a_deployment_executes_from_the_pull_step(

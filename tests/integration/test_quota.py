@@ -115,7 +115,7 @@ def onboard(*tenant_ids: str, budget: int) -> None:
 
 
 def run_check(**params: object) -> QuotaReport:
-    state = check_quotas(return_state=True, **params)  # type: ignore[arg-type]
+    state = check_quotas(return_state=True, **params)
     assert state.is_completed(), state.message
     report = state.result()
     assert isinstance(report, QuotaReport)
@@ -394,7 +394,7 @@ def _tenant_in_own_workspace(
     record = record_for(
         created,
         project_id=str(project.id),
-        project_name=project.name,
+        project_name=str(project.name),
         workspace_id=workspace,
         rotation_id="onboard",
     )

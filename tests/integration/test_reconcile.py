@@ -121,6 +121,7 @@ def test_a_secret_edited_into_bad_json_needs_attention_and_keeps_its_keys(
 
     assert state.is_failed() and tenant_id in (state.message or "")
     report = state.result(raise_on_failure=False)
+    assert isinstance(report, ReconcileReport)
     assert _repairs(report, tenant_id) == [("attention", "needs-attention")]
     assert key in live_tool_keys(stack, tenant_id), "no key of an unreadable tenant is an orphan"
 

@@ -162,7 +162,7 @@ def test_two_concurrent_rotations_of_one_tenant_serialise(
     stack: LocalStack, tenant_id: str
 ) -> None:
     _onboarded(tenant_id)
-    states: dict[str, object] = {}
+    states: dict[str, State] = {}
 
     def run(rotation_id: str) -> None:
         states[rotation_id] = rotate_keys([tenant_id], rotation_id=rotation_id, return_state=True)

@@ -31,7 +31,7 @@ from tenant_keys.cli import app
 from tenant_keys.errors import BadInput, Forbidden, OrgKeyNeedsWorkspace
 from tenant_keys.keys import KeyHome, mint_key
 from tenant_keys.langsmith import LangSmithAdmin
-from tenant_keys.layout import TAG_BUDGET, TAG_ISOLATION, TAG_WORKSPACE
+from tenant_keys.layout import MIGRATING, TAG_BUDGET, TAG_ISOLATION, TAG_WORKSPACE
 from tenant_keys.onboarding import OnboardingResult
 from tenant_keys.reconcile import ReconcileReport
 from tenant_keys.runtime import TenantTracing
@@ -287,7 +287,7 @@ def test_a_stored_migration_key_deleted_meanwhile_is_replaced_on_rerun(
 
     assert result.outcome == "migrated" and result.key_id != stored.key_id
     assert current_key_works(tenant_id)
-    assert migrate_steps.MIGRATING not in {
+    assert MIGRATING not in {
         label for labels in services.store.describe(tenant_id).versions.values() for label in labels
     }
 

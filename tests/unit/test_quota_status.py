@@ -71,8 +71,8 @@ def test_status_for(traces: int, budget: int, share: float, status: str) -> None
 def test_a_change_is_named_by_the_new_status(previous: str, status: str, name: str) -> None:
     event = QuotaChangedEvent(
         tenant_id="acme",
-        status=status,  # type: ignore[arg-type]
-        previous=previous,  # type: ignore[arg-type]
+        status=status,
+        previous=previous,
         project_id="p",
         traces=1,
         budget=1,
@@ -130,7 +130,7 @@ def _budget(tenant: str, project: str | None, budget: int, reported: str = "ok")
         tenant_id=tenant,
         project_id=project,
         budget=budget,
-        reported=reported,  # type: ignore[arg-type]
+        reported=reported,
     )
 
 

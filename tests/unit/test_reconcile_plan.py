@@ -57,11 +57,11 @@ def kinds(repairs: list[Repair]) -> list[str]:
     return [r.kind for r in repairs]
 
 
-def run(snapshot: TenantSnapshot, live: set[str], keys: list[OwnKey] = ()) -> list[Repair]:
+def run(snapshot: TenantSnapshot, live: set[str], keys: list[OwnKey] | None = None) -> list[Repair]:
     return plan_tenant(
         snapshot,
         {k: True for k in live},
-        list(keys),
+        keys or [],
         now=NOW,
         policy=POLICY,
         rotation_id=NEW,
