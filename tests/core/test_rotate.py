@@ -3,20 +3,24 @@ and the design's invariants."""
 
 from __future__ import annotations
 
+import json
+import logging
 import uuid
 from collections.abc import Callable
 from dataclasses import replace
 
 import boto3
 import pytest
+from pydantic import SecretStr
 
 from devstack.stack import LocalStack
 from tenant_keys.errors import SecretStoreError
+from tenant_keys.langsmith import LangSmithAdmin
 from tenant_keys.layout import CURRENT, PENDING, RETIRE_PENDING, TAG_OFFBOARDING
 from tenant_keys.rotation import retire, rotate, rotation_targets
 from tenant_keys.secret_store import SecretStore
 from tenant_keys.services import Services
-from tests.invariants import assert_no_orphans, current_key_works, live_tool_keys
+from tests.invariants import assert_no_orphans, current_key_works, live_tool_keys, minted_keys
 
 DELETE_KEY = "/api/v1/api-key/{api_key_id}"
 Onboard = Callable[[str], str]
@@ -280,3 +284,41 @@ def test_a_secret_the_tool_did_not_create_is_not_a_tenant(
             sm.delete_secret(SecretId=name, ForceDeleteWithoutRecovery=True)
     assert tenant_id in targets
     assert f"Rogue-{tenant_id}" not in targets and f"{tenant_id}-unmarked" not in targets
+
+
+def test_a_create_answered_with_a_malformed_body_echoes_no_key_and_leaves_no_orphan(
+    backends: LocalStack,
+    services: Services,
+    onboarded: Onboard,
+    tenant_id: str,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """LangSmith mints the key but its answer lacks the key id: the tool cannot store it, must
+    not echo it (pydantic's own error would quote the body), and deletes it by description."""
+    onboarded(tenant_id)
+    bodies: list[str] = []
+    request = LangSmithAdmin._request
+
+    def spy(self: LangSmithAdmin, method: str, template: str, **kwargs: object) -> object:
+        response = request(self, method, template, **kwargs)  # type: ignore[arg-type]
+        if (method, template) == ("POST", "/api/v1/api-key"):
+            bodies.append(response.text)  # an observer: the real answer, to search for
+        return response
+
+    monkeypatch.setattr(LangSmithAdmin, "_request", spy)
+    backends.langsmith.control.inject_fault(
+        method="POST", route="/api/v1/api-key", action="mangle", when="after", remove=["id"]
+    )
+
+    with caplog.at_level(logging.DEBUG):
+        result = rotate(services, tenant_id, "r-mangled", retire_now=True)
+
+    assert result.outcome == "rotated", result.error
+    mangled = json.loads(bodies[0])["key"]
+    assert "id" not in json.loads(bodies[0]) and mangled.startswith("lsv2_")
+    assert not services.langsmith.authenticates(SecretStr(mangled)), "the unstorable key is dead"
+    assert len(minted_keys(backends, tenant_id, "r-mangled")) == 2
+    assert_no_orphans(backends, tenant_id)
+    assert "MalformedResponse" in caplog.text
+    assert not any(mangled[i : i + 16] in caplog.text for i in range(len(mangled) - 15))
