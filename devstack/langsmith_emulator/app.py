@@ -17,6 +17,7 @@ from . import (
     routes_org_info,
     routes_projects,
     routes_runs,
+    routes_tags,
     routes_usage,
     routes_v2,
 )
@@ -44,6 +45,7 @@ API_MOUNTS: tuple[tuple[APIRouter, tuple[str, ...]], ...] = (
     (routes_org_info.router, V1),
     (routes_audit.router, V1),
     (routes_usage.router, V1),
+    (routes_tags.router, V1),
     (routes_runs.router, V1),
     (routes_runs.ingest_router, ("",)),
     (routes_v2.router, V2),

@@ -8,9 +8,10 @@ from enum import StrEnum
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from .control_schema import FaultAction, FaultWhen
+from .openapi import enum_values
 
 
 class _Body(BaseModel):
@@ -32,6 +33,9 @@ class TracerSessionCreate(_Body):
     reference_dataset_id: UUID | None = None
     trace_tier: TraceTier | None = None
     id: UUID | None = None
+    # Not in the July spec's TracerSessionCreate: the SDK's create_project(tag_value_ids=...)
+    # sends it and the resource-tags docs document it (at most 100, tags applied atomically).
+    tag_value_ids: list[UUID] | None = Field(default=None, max_length=100)
 
 
 class TracerSessionUpdate(_Body):
@@ -64,6 +68,50 @@ class WorkspaceCreate(_Body):
 
 class WorkspacePatch(_Body):
     display_name: str = Field(min_length=1, pattern=_DISPLAY_NAME)
+
+
+TagText = Annotated[str, Field(min_length=1, max_length=255)]
+
+
+class TagKeyCreate(_Body):
+    key: TagText
+    description: str | None = None
+
+
+class TagKeyUpdate(_Body):
+    key: TagText | None = None
+    description: str | None = None
+
+
+class TagValueCreate(_Body):
+    value: TagText
+    description: str | None = None
+
+
+class TagValueUpdate(_Body):
+    value: TagText | None = None
+    description: str | None = None
+
+
+def _resource_type(value: str) -> str:
+    if value not in enum_values("ResourceType"):
+        raise ValueError(f"resource_type must be one of {sorted(enum_values('ResourceType'))}")
+    return value
+
+
+class TaggingCreate(_Body):
+    tag_value_id: UUID
+    resource_type: str
+    resource_id: UUID
+
+    _check_type = field_validator("resource_type")(_resource_type)
+
+
+class ListTagsForResourceRequest(_Body):
+    resource_id: UUID
+    resource_type: str
+
+    _check_type = field_validator("resource_type")(_resource_type)
 
 
 class UsageLimitType(StrEnum):

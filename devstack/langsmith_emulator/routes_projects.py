@@ -89,14 +89,19 @@ async def create_session(
     ws, store = principal.workspace, principal.store
     assert ws is not None
     name = body.name or f"project-{store.clock.now():%Y%m%d%H%M%S%f}"
+    tag_values = list(dict.fromkeys(str(v) for v in body.tag_value_ids or []))
     with store.lock:
         existing_id = ws.project_names.get(name)
         if existing_id is not None:
-            if upsert:
+            if upsert:  # the existing project, as it is: tag_value_ids are not applied to it
                 return ok(ws.projects[existing_id].base_json())
             raise ApiError(409, CONFLICT)
         if body.id is not None and str(body.id) in store.project_index:
             raise ApiError(409, CONFLICT)
+        # Tags are applied in the same step as the create: an unknown value creates nothing.
+        for value_id in tag_values:
+            if value_id not in ws.tags.values:
+                raise ApiError(404, f"Tag value {value_id} not found")
         project = store.create_project(
             ws,
             name,
@@ -111,6 +116,9 @@ async def create_session(
             ),
             trace_tier=body.trace_tier.value if body.trace_tier else None,
         )
+        now = store.clock.now()
+        for value_id in tag_values:
+            ws.tags.add_tagging(value_id, "project", project.id, now)
     return ok(project.base_json())
 
 
@@ -141,6 +149,7 @@ async def list_sessions(
     limit: Annotated[int, Query(ge=1, le=100)] = 100,
     include_stats: bool = False,
     stats_start_time: datetime | None = None,
+    tag_value_id: Annotated[list[UUID] | None, Query()] = None,
 ) -> Response:
     ws = principal.workspace
     assert ws is not None
@@ -176,6 +185,9 @@ async def list_sessions(
                     ((p.extra or {}).get("metadata") or {}).get(k) == v for k, v in meta.items()
                 )
             )
+        if tag_value_id:  # projects carrying any of these tag values
+            values = {str(v) for v in tag_value_id}
+            filters.append(lambda p: ws.tags.has_any("project", p.id, values))
         if filters:
             candidates = [p for p in candidates if all(f(p) for f in filters)]
         page = candidates[offset : offset + limit]

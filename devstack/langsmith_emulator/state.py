@@ -17,6 +17,7 @@ from typing import Any
 
 from .audit import AuditLog
 from .clock import Clock, iso
+from .tags import WorkspaceTags
 
 # Fixed role ids (deterministic, documented in docs/langsmith-emulator.md).
 _ROLE_NS = uuid.UUID("6f1c8a52-0d4e-4b8e-9a57-3c2f0e7d1b90")
@@ -114,6 +115,11 @@ class Workspace:
     traces: list[tuple[datetime, str, str | None]] = field(default_factory=list)
     # (year, month, tier) -> number of traces whose first run arrived that month
     monthly_traces: dict[tuple[int, int, str], int] = field(default_factory=dict)
+    # Resource tags (tag keys, values, taggings), with LangSmith's default keys.
+    tags: WorkspaceTags = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.tags = WorkspaceTags.with_defaults(self.created_at)
 
     def tenant_json(self) -> dict[str, Any]:
         return {
@@ -403,6 +409,7 @@ class Store:
             if ws.project_names.get(project.name) == project.id:
                 del ws.project_names[project.name]
             self.project_index.pop(project.id, None)
+            ws.tags.drop_resource("project", project.id)
             for run_id in project.runs:
                 self.run_index.pop(run_id, None)
             ws.projects_version += 1
