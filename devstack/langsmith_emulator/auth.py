@@ -9,17 +9,21 @@
 * Organization-scoped paths need ``X-Organization-Id`` equal to the key's organization (403 when
   missing or different; the emulator is strict here so a client that forgets it fails locally).
 * ``X-Organization-Id``, when sent on a workspace path, must also match the key's organization.
+* On a workspace path the key's role must hold the route's permission (rbac.py), else 403;
+  on the routes where access policies decide per project, the handler decides.
 """
 
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from functools import cached_property
 
 from fastapi import Request
 
 from .errors import ApiError
-from .state import WORKSPACE_READER, ApiKey, Store, Workspace
+from .rbac import PER_PROJECT, ROUTE_PERMISSIONS, builtin_roles, reader_permissions
+from .state import WORKSPACE_READER, ApiKey, Project, Role, Store, Workspace
 
 ORG_SCOPED_KEY_REQUIRES_WORKSPACE = "org_scoped_key_requires_workspace"
 
@@ -30,9 +34,33 @@ class Principal:
     store: Store
     workspace: Workspace | None = None
 
-    @property
-    def can_write(self) -> bool:
-        return self.key.role_id != WORKSPACE_READER and not self.key.read_only
+    @cached_property
+    def role(self) -> Role | None:
+        """The key's workspace role: a fixed one or a custom role of its org (None if deleted)."""
+        role_id = self.key.role_id
+        fixed = builtin_roles().get(role_id)
+        if fixed is not None:
+            return fixed
+        org = self.store.orgs.get(self.key.org_id)
+        return org.roles.get(role_id) if org else None
+
+    @cached_property
+    def permissions(self) -> frozenset[str]:
+        """The workspace permissions of the key's role (RBAC)."""
+        if self.key.read_only:
+            return reader_permissions()
+        role = self.role
+        if role is None or role.access_scope != "workspace":
+            return frozenset()
+        return frozenset(role.permissions)
+
+    def may_some(self, permission: str) -> bool:
+        """Whether the key may have ``permission`` on at least one project."""
+        return permission in self.permissions
+
+    def may(self, permission: str, project: Project) -> bool:
+        """Whether the key has ``permission`` on ``project``."""
+        return permission in self.permissions
 
     def visible_workspaces(self) -> list[Workspace]:
         """Workspaces this key can reach in its organization (not deleted)."""
@@ -96,7 +124,32 @@ def _check_org_header(request: Request, key: ApiKey, required: bool) -> None:
         raise ApiError(403, "API key does not belong to the organization in X-Organization-Id")
 
 
-def resolve_workspace(request: Request, *, write: bool) -> Principal:
+def route_permission(request: Request) -> tuple[str, str]:
+    """The request's normalised route (set by the middleware) and the permission it needs."""
+    route: str = getattr(request.state, "emu_route", "")
+    method, _, template = route.partition(" ")
+    if method == "HEAD":
+        route = f"GET {template}"
+    return route, ROUTE_PERMISSIONS[route]  # every workspace route has one (a test checks)
+
+
+def check_permission(request: Request, principal: Principal) -> None:
+    """403 unless the key's role holds the route's permission (on some project, for the routes
+    where the handler decides per project)."""
+    route, permission = route_permission(request)
+    allowed = (
+        principal.may_some(permission)
+        if route in PER_PROJECT
+        else permission in principal.permissions
+    )
+    if allowed:
+        return
+    if principal.key.read_only or principal.key.role_id == WORKSPACE_READER:
+        raise ApiError(403, "API key role is read-only (WORKSPACE_READER)")
+    raise ApiError(403, f"API key role does not have the permission {permission}")
+
+
+def resolve_workspace(request: Request) -> Principal:
     key = authenticate(request)
     store = get_store(request)
     _check_org_header(request, key, required=False)
@@ -123,8 +176,7 @@ def resolve_workspace(request: Request, *, write: bool) -> Principal:
                 raise ApiError(403, "API key does not have access to the workspace in X-Tenant-Id")
     principal = Principal(key=key, store=store, workspace=ws)
     request.state.emu_workspace_id = ws.id
-    if write and not principal.can_write:
-        raise ApiError(403, "API key role is read-only (WORKSPACE_READER)")
+    check_permission(request, principal)
     return principal
 
 
@@ -139,12 +191,16 @@ def resolve_org(request: Request, *, admin: bool) -> Principal:
 # FastAPI dependencies ---------------------------------------------------------------------
 
 
+# Both check the route's permission (rbac.ROUTE_PERMISSIONS); the name says which kind it is, and
+# a test checks that ws_read routes need a ":read" permission and ws_write routes another.
+
+
 async def ws_read(request: Request) -> Principal:
-    return resolve_workspace(request, write=False)
+    return resolve_workspace(request)
 
 
 async def ws_write(request: Request) -> Principal:
-    return resolve_workspace(request, write=True)
+    return resolve_workspace(request)
 
 
 async def org_member(request: Request) -> Principal:

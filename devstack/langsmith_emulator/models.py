@@ -10,6 +10,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from .abac import RESOURCE_PERMISSIONS
 from .control_schema import FaultAction, FaultWhen
 from .openapi import enum_values
 
@@ -112,6 +113,73 @@ class ListTagsForResourceRequest(_Body):
     resource_type: str
 
     _check_type = field_validator("resource_type")(_resource_type)
+
+
+class CreateRoleRequest(_Body):
+    """``CreateRoleRequest`` (and ``UpdateRoleRequest``, the same fields). ``access_scope`` is
+    not in the spec's body; the support article's example sends it, so it is accepted (only
+    ``workspace``: custom organization roles do not exist)."""
+
+    display_name: str = Field(min_length=1)
+    description: str
+    permissions: list[str]
+    access_scope: Literal["workspace"] | None = None
+
+
+class AbacConditionBody(_Body):
+    """``authz_internal.Condition``."""
+
+    attribute_name: Literal["resource_tag_key"] = "resource_tag_key"
+    attribute_key: str = Field(min_length=1)
+    operator: str
+    attribute_value: str = Field(min_length=1)
+
+    @field_validator("operator")
+    @classmethod
+    def _operator(cls, value: str) -> str:
+        if value not in enum_values("authz_internal.AbacOperator"):
+            raise ValueError(f"unknown operator {value!r}")
+        return value
+
+
+class AbacConditionGroupBody(_Body):
+    """``authz_internal.ConditionGroup``: a permission ABAC evaluates for the resource type."""
+
+    permission: str
+    resource_type: str
+    conditions: list[AbacConditionBody] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _permission_for_type(self) -> AbacConditionGroupBody:
+        if self.permission not in enum_values("authz_internal.Permission"):
+            raise ValueError(f"unknown permission {self.permission!r}")
+        supported = RESOURCE_PERMISSIONS.get(self.resource_type)
+        if supported is None:
+            raise ValueError(
+                f"resource_type must be one of {sorted(RESOURCE_PERMISSIONS)}, "
+                f"not {self.resource_type!r}"
+            )
+        if self.permission not in supported:
+            raise ValueError(
+                f"{self.permission} is not evaluated for {self.resource_type} resources"
+            )
+        return self
+
+
+class CreateAccessPolicyPayload(_Body):
+    """``authz_internal.CreateAccessPolicyPayload``."""
+
+    name: str = Field(min_length=1)
+    description: str | None = None
+    effect: Literal["allow", "deny"]
+    condition_groups: list[AbacConditionGroupBody] = Field(min_length=1)
+    role_ids: list[str] | None = None  # if present, attach to these roles
+
+
+class AttachAccessPoliciesPayload(_Body):
+    """``authz_internal.AttachAccessPoliciesPayload``."""
+
+    access_policy_ids: list[str] = Field(min_length=1)
 
 
 class UsageLimitType(StrEnum):

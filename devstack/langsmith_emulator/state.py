@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from .abac import AccessPolicy
 from .audit import AuditLog
 from .clock import Clock, iso
 from .tags import WorkspaceTags
@@ -56,6 +57,31 @@ def hash_secret(secret: str) -> str:
 KEY_EXPIRY_CAPS = ("max_api_key_expiry_days", "max_service_key_expiry_days")
 
 
+@dataclass(eq=False)
+class Role:
+    """A role: the four fixed ones (rbac.builtin_roles) or an org's custom workspace role."""
+
+    id: str
+    name: str
+    display_name: str
+    description: str
+    permissions: list[str]
+    access_scope: str  # "workspace" or "organization" (the spec's AccessScope)
+    organization_id: str | None = None  # None for the fixed roles
+
+    def to_json(self) -> dict[str, Any]:
+        """``Role``."""
+        return {
+            "id": self.id,
+            "name": self.name,
+            "display_name": self.display_name,
+            "description": self.description,
+            "organization_id": self.organization_id,
+            "permissions": list(self.permissions),
+            "access_scope": self.access_scope,
+        }
+
+
 @dataclass
 class Organization:
     id: str
@@ -63,6 +89,14 @@ class Organization:
     created_at: datetime
     # OrganizationUpdate fields set through PATCH /orgs/current/info or the control API.
     settings: dict[str, Any] = field(default_factory=dict)
+    # Custom workspace roles (POST /orgs/current/roles), by id.
+    roles: dict[str, Role] = field(default_factory=dict)
+    # Access policies (POST /v1/platform/orgs/current/access-policies), by id.
+    policies: dict[str, AccessPolicy] = field(default_factory=dict)
+
+    def policies_of(self, role_id: str) -> list[AccessPolicy]:
+        """The access policies attached to a role."""
+        return [p for p in self.policies.values() if role_id in p.role_ids]
 
     def key_expiry_cap_days(self) -> int | None:
         """The cap on a service key's lifetime, in days, or None.

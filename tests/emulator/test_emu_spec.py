@@ -49,6 +49,17 @@ PRODUCT_OPERATIONS = [
     ("DELETE", "/api/v1/workspaces/current/taggings/{tagging_id}"),
     ("GET", "/api/v1/workspaces/current/tags/resource"),
     ("POST", "/api/v1/workspaces/current/tags/resources"),
+    # ... a workspace role per tenant, the key minted with it ...
+    ("GET", "/api/v1/orgs/current/roles"),
+    ("POST", "/api/v1/orgs/current/roles"),
+    ("PATCH", "/api/v1/orgs/current/roles/{role_id}"),
+    ("DELETE", "/api/v1/orgs/current/roles/{role_id}"),
+    # ... and an allow policy on the tenant's tag, attached to that role.
+    ("GET", "/v1/platform/orgs/current/access-policies"),
+    ("POST", "/v1/platform/orgs/current/access-policies"),
+    ("GET", "/v1/platform/orgs/current/access-policies/{access_policy_id}"),
+    ("DELETE", "/v1/platform/orgs/current/access-policies/{access_policy_id}"),
+    ("POST", "/v1/platform/orgs/current/access-policies/roles/{role_id}/access-policies"),
 ]
 
 
