@@ -21,6 +21,7 @@ from functools import cached_property
 
 from fastapi import Request
 
+from .abac import AccessPolicy, decide, may_grant
 from .errors import ApiError
 from .rbac import PER_PROJECT, ROUTE_PERMISSIONS, builtin_roles, reader_permissions
 from .state import WORKSPACE_READER, ApiKey, Project, Role, Store, Workspace
@@ -54,13 +55,64 @@ class Principal:
             return frozenset()
         return frozenset(role.permissions)
 
+    @cached_property
+    def policies(self) -> list[AccessPolicy]:
+        """The access policies attached to the key's role, when the org enforces ABAC."""
+        org = self.store.orgs.get(self.key.org_id)
+        if org is None or not org.abac.enabled:
+            return []
+        return org.policies_of(self.key.role_id)
+
     def may_some(self, permission: str) -> bool:
-        """Whether the key may have ``permission`` on at least one project."""
+        """Whether the key may have ``permission`` on at least one project: its role holds it,
+        or an allow policy of its role may grant it."""
+        return permission in self.permissions or may_grant(self.policies, permission, "project")
+
+    def uniform(self, permission: str) -> bool | None:
+        """The answer for every project when no policy of the role speaks of ``permission`` on
+        projects (RBAC alone), else None: it depends on each project's tags."""
+        for policy in self.policies:
+            for group in policy.condition_groups:
+                if group.permission == permission and group.resource_type == "project":
+                    return None
         return permission in self.permissions
 
     def may(self, permission: str, project: Project) -> bool:
-        """Whether the key has ``permission`` on ``project``."""
-        return permission in self.permissions
+        """Whether the key has ``permission`` on ``project`` (a project of its workspace): the
+        role's permissions and access policies against the project's tags (abac.py)."""
+        rbac = permission in self.permissions
+        if not self.policies:
+            return rbac
+        assert self.workspace is not None
+        org = self.store.orgs[self.key.org_id]
+        tags = self.workspace.tags.resource_tags("project", project.id)
+        return decide(
+            self.policies, permission, "project", tags, rbac=rbac, unmatched=org.abac.unmatched
+        )
+
+    def check(self, permission: str, project: Project) -> None:
+        """403 unless the key has ``permission`` on ``project``."""
+        if not self.may(permission, project):
+            raise ApiError(
+                403, f"API key does not have the permission {permission} on project {project.id}"
+            )
+
+    def scope(self, permission: str, projects: list[Project]) -> list[Project]:
+        """The projects of a read that names none (a project list, runs across the workspace)
+        the key has ``permission`` on. The others are left out, or, when the org's
+        ``project_list`` reading is "forbid", the request is refused with a 403."""
+        same = self.uniform(permission)
+        if same is not None:
+            if not same:
+                raise ApiError(403, f"API key role does not have the permission {permission}")
+            return projects
+        allowed = [p for p in projects if self.may(permission, p)]
+        org = self.store.orgs[self.key.org_id]
+        if len(allowed) < len(projects) and org.abac.project_list == "forbid":
+            raise ApiError(
+                403, f"API key does not have the permission {permission} on every project"
+            )
+        return allowed
 
     def visible_workspaces(self) -> list[Workspace]:
         """Workspaces this key can reach in its organization (not deleted)."""

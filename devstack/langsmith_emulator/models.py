@@ -339,5 +339,15 @@ class OrgSettingsBody(_Body):
     max_pat_expiry_days: ExpiryDays | None = None
 
 
+class AbacSettingsBody(_Body):
+    """``POST /_emulator/abac``: the fields sent are set (abac.AbacSettings)."""
+
+    model_config = ConfigDict(extra="forbid")
+    enabled: bool | None = None
+    when_disabled: Literal["accept", "refuse"] | None = None
+    project_list: Literal["filter", "forbid"] | None = None
+    unmatched: Literal["rbac", "deny"] | None = None
+
+
 class ClockBody(_Body):
     advance_seconds: float

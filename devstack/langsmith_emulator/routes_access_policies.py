@@ -58,7 +58,11 @@ def _uuid(value: str, what: str) -> str:
 
 
 def _org(principal: Principal) -> Organization:
-    return principal.store.orgs[principal.key.org_id]
+    """The key's org; 403 when it has no ABAC and the emulator is told to refuse policies."""
+    org = principal.store.orgs[principal.key.org_id]
+    if not org.abac.enabled and org.abac.when_disabled == "refuse":
+        raise ApiError(403, "Access policies are not enabled for this organization (ABAC)")
+    return org
 
 
 def _workspace_role(org: Organization, role_id: str) -> str:

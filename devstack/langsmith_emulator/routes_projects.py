@@ -190,6 +190,8 @@ async def list_sessions(
             filters.append(lambda p: ws.tags.has_any("project", p.id, values))
         if filters:
             candidates = [p for p in candidates if all(f(p) for f in filters)]
+        # Access policies: the projects the key may not read are left out (or a 403).
+        candidates = principal.scope("projects:read", candidates)
         page = candidates[offset : offset + limit]
         start = as_aware(stats_start_time)
         body = [session_json(p, include_stats, start) for p in page]
@@ -205,6 +207,7 @@ async def read_session(
 ) -> Response:
     with principal.store.lock:
         project = _get_project(principal, session_id)
+        principal.check("projects:read", project)
         return ok(session_json(project, include_stats, as_aware(stats_start_time)))
 
 
@@ -219,6 +222,7 @@ async def update_session(
     fields = body.model_dump(exclude_unset=True)
     with store.lock:
         project = _get_project(principal, session_id)
+        principal.check("projects:update", project)
         new_name = fields.pop("name", None)
         if new_name is not None and new_name != project.name:
             if new_name in ws.project_names:
@@ -243,6 +247,7 @@ async def delete_session(
     assert ws is not None
     with principal.store.lock:
         project = _get_project(principal, session_id)
+        principal.check("projects:delete", project)
         principal.store.delete_project(ws, project)
     return ok(None)
 
@@ -252,12 +257,15 @@ async def delete_sessions(
     principal: Annotated[Principal, Depends(ws_write)],
     session_ids: Annotated[list[UUID], Query()],
 ) -> Response:
-    """Bulk delete: ids not in this workspace are ignored."""
+    """Bulk delete: ids not in this workspace are ignored; one the key may not delete
+    refuses the whole request (403), deleting nothing."""
     ws = principal.workspace
     assert ws is not None
     with principal.store.lock:
-        for sid in session_ids:
-            project = ws.projects.get(str(sid))
-            if project is not None:
-                principal.store.delete_project(ws, project)
+        wanted = dict.fromkeys(str(sid) for sid in session_ids)
+        projects = [ws.projects[sid] for sid in wanted if sid in ws.projects]
+        for project in projects:
+            principal.check("projects:delete", project)
+        for project in projects:
+            principal.store.delete_project(ws, project)
     return ok(None)

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from .abac import AccessPolicy
+from .abac import AbacSettings, AccessPolicy
 from .audit import AuditLog
 from .clock import Clock, iso
 from .tags import WorkspaceTags
@@ -93,6 +93,8 @@ class Organization:
     roles: dict[str, Role] = field(default_factory=dict)
     # Access policies (POST /v1/platform/orgs/current/access-policies), by id.
     policies: dict[str, AccessPolicy] = field(default_factory=dict)
+    # Whether the org has ABAC, and the readings of what LangSmith leaves unsaid (/_emulator/abac).
+    abac: AbacSettings = field(default_factory=AbacSettings)
 
     def policies_of(self, role_id: str) -> list[AccessPolicy]:
         """The access policies attached to a role."""
@@ -489,4 +491,9 @@ class Store:
                     for p in ws.projects.values()
                 ],
                 "run_count": len(self.run_index),
+                "abac": self.orgs[self.bootstrap.org_id].abac.to_json(),
+                "roles": [r.to_json() for o in self.orgs.values() for r in o.roles.values()],
+                "access_policies": [
+                    p.to_json() for o in self.orgs.values() for p in o.policies.values()
+                ],
             }
