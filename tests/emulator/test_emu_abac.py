@@ -332,6 +332,25 @@ def test_a_tagged_key_reads_its_own_runs_only(emulator: EmulatorServer, api: Api
     assert r.status_code == 200
 
 
+def test_a_service_key_with_the_tenants_role(emulator: EmulatorServer, api: ApiClient) -> None:
+    """An org service key scoped to the workspace, minted with the tenant's role, is held to
+    the same policies (by X-Tenant-Id)."""
+    t = setup_tenants(api, emulator)
+    ws = emulator.workspace_id
+    r = api.post(
+        "/api/v1/orgs/current/service-keys",
+        key=emulator.org_admin_key,
+        org=emulator.org_id,
+        json={"workspaces": [ws], "role_id": t.acme_role},
+    )
+    assert r.status_code == 200
+    k = r.json()["key"]
+    assert api.get(f"/api/v1/sessions/{t.acme_project}", key=k, tenant=ws).status_code == 200
+    assert api.get(f"/api/v1/sessions/{t.globex_project}", key=k, tenant=ws).status_code == 403
+    names = {p["name"] for p in api.get("/api/v1/sessions", key=k, tenant=ws).json()}
+    assert names == {"acme-traces"}
+
+
 def test_tags_do_not_restrict_writes(emulator: EmulatorServer, api: ApiClient) -> None:
     """runs:create is RBAC only: a tagged key writes into another tenant's project."""
     t = setup_tenants(api, emulator)

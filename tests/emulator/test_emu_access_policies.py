@@ -189,3 +189,14 @@ def test_policy_operations_are_audited(emulator: EmulatorServer, api: ApiClient)
         params={"start_time": "2000-01-01T00:00:00Z", "end_time": "2100-01-01T00:00:00Z"},
     )
     assert "create_access_policy" in [i["api"]["operation"] for i in r.json()["items"]]
+
+
+def test_a_fault_on_a_policy_path_answers_in_its_error_shape(
+    emulator: EmulatorServer, api: ApiClient
+) -> None:
+    fault = emulator.control.inject_fault(method="POST", route=POLICIES, status=503)
+    assert fault["route"] == POLICIES  # the spec's form is kept, not put under /api/v1
+    r = api.post(POLICIES, key=emulator.org_admin_key, org=emulator.org_id, json={})
+    assert r.status_code == 503 and set(r.json()) == {"error"}  # abac.ErrorResponse
+    counts = emulator.control.request_counts()["by_route"]
+    assert counts[f"POST {POLICIES}"] == 1
