@@ -124,6 +124,20 @@ class KeyHome(BaseModel):
             return langsmith.create_key(description, expires_at=expires_at, role_id=self.role_id)
         return langsmith.create_key(description, expires_at=expires_at)
 
+    def confine(
+        self,
+        langsmith: LangSmithAdmin,
+        record: TenantKeyRecord,
+        tenant_id: str,
+        *,
+        consequence: str = KEY_NOT_PROMOTED,
+    ) -> None:
+        """What a new key must show before it is stored or put in use, beyond authenticating:
+        in tagged mode, the probe sees it read its own project and refused the canary project
+        and its runs (`IsolationNotProven` otherwise); the other modes have nothing to show."""
+        if self.mode == "tagged":
+            prove_isolation(langsmith, record, tenant_id, consequence)
+
     def test(
         self,
         langsmith: LangSmithAdmin,
@@ -132,10 +146,9 @@ class KeyHome(BaseModel):
         *,
         consequence: str = KEY_NOT_PROMOTED,
     ) -> None:
-        """A new key is fit for use: it authenticates; in tagged mode, the probe also sees it
-        read its own project and refused the canary's (`IsolationNotProven` otherwise)."""
+        """A new key is fit for use: it authenticates (bounded retries), and is confined."""
         if self.mode == "tagged":
-            prove_isolation(langsmith, record, tenant_id, consequence)
+            self.confine(langsmith, record, tenant_id, consequence=consequence)  # reads prove it
         else:
             check_key(langsmith, record, tenant_id)
 

@@ -142,8 +142,7 @@ def issue_key(
         rotation_id=ONBOARDING_ROTATION,
     )
     try:
-        if home.mode == "tagged":
-            home.test(services.langsmith, record, tenant_id, consequence=tagged.ONBOARDING_STOPPED)
+        home.confine(services.langsmith, record, tenant_id, consequence=tagged.ONBOARDING_STOPPED)
         version = services.store.create(
             tenant_id,
             record,

@@ -304,8 +304,21 @@ def ensure_tagging(
 
 
 def ensure_role(langsmith: LangSmithAdmin, tenant_id: str) -> tuple[str, bool]:
+    """The tenant's role, with exactly the role's permissions (a found role that has others is
+    set back, loudly: a read permission of its own would reach every project)."""
+
     def find() -> str | None:
-        return next((r.id for r in langsmith.list_roles() if role_tenant(r) == tenant_id), None)
+        role = next((r for r in langsmith.list_roles() if role_tenant(r) == tenant_id), None)
+        if role is not None and not role_matches(role):
+            log.warning(
+                "tenant=%s role %s had permissions %s: set back to %s",
+                tenant_id,
+                role.id,
+                sorted(role.permissions),
+                list(ROLE_PERMISSIONS),
+            )
+            set_role_permissions(langsmith, tenant_id, role.id)
+        return role.id if role else None
 
     def create() -> str:
         try:
@@ -321,6 +334,15 @@ def ensure_role(langsmith: LangSmithAdmin, tenant_id: str) -> tuple[str, bool]:
         return role.id
 
     return _find_or_create(find, create)
+
+
+def set_role_permissions(langsmith: LangSmithAdmin, tenant_id: str, role_id: str) -> None:
+    langsmith.update_role(
+        role_id,
+        access_name(tenant_id),
+        description=role_description(tenant_id),
+        permissions=list(ROLE_PERMISSIONS),
+    )
 
 
 def ensure_policy(
@@ -350,23 +372,23 @@ def ensure_policy(
         return found.id if found else None
 
     def create() -> str:
-        try:
-            return langsmith.create_access_policy(
-                access_name(tenant_id),
-                description=policy_description(tenant_id),
-                effect="allow",
-                condition_groups=policy_groups(tenant_id),
-                role_ids=[role_id],
-            )
-        except Forbidden as exc:
-            raise IsolationNotProven(
-                tenant_id,
-                f"LangSmith refused the access policy ({exc.detail or 403}): access policies "
-                "(ABAC) need an Enterprise plan and an Organization Admin key",
-                consequence,
-            ) from None
+        return langsmith.create_access_policy(
+            access_name(tenant_id),
+            description=policy_description(tenant_id),
+            effect="allow",
+            condition_groups=policy_groups(tenant_id),
+            role_ids=[role_id],
+        )
 
-    return _find_or_create(find, create)
+    try:
+        return _find_or_create(find, create)
+    except Forbidden as exc:
+        raise IsolationNotProven(
+            tenant_id,
+            f"LangSmith refused the access policy ({exc.detail or 403}): access policies "
+            "(ABAC) need an Enterprise plan and an Organization Admin key",
+            consequence,
+        ) from None
 
 
 def refuse_foreign_policies(
@@ -565,5 +587,14 @@ def prove_isolation(
     if not seen.authenticated:
         raise KeyTestFailed(tenant_id, record.key_id, "rejected with 401")
     if not seen.confined:
-        raise IsolationNotProven(tenant_id, seen.failure() or "", consequence)
+        reason = seen.failure() or ""
+        carried = [
+            f"{k.key}={v.value}" for k in langsmith.project_tags(canary.id) for v in k.values
+        ]
+        if carried and "readable" in (seen.other_project, seen.other_runs):
+            reason = (
+                f"the key read the canary project {CANARY_PROJECT}, which must carry no tags "
+                f"but carries {', '.join(carried)}: remove them in LangSmith"
+            )
+        raise IsolationNotProven(tenant_id, reason, consequence)
     return seen

@@ -48,7 +48,7 @@ def onboard(
     budget: Annotated[int | None, typer.Option(help="Trace budget per billing window.")] = None,
     isolation: Annotated[
         str | None,
-        typer.Option(help="'project' or 'workspace' (default: TENANT_KEYS_ISOLATION)."),
+        typer.Option(help="'project', 'workspace' or 'tagged' (default: TENANT_KEYS_ISOLATION)."),
     ] = None,
 ) -> None:
     """Give each tenant its own LangSmith project, key and secret (existing tenants are left alone)."""

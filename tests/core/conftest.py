@@ -53,7 +53,7 @@ class ThreadLocks:
                 lock.release()
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def tagged_services(backends: LocalStack) -> Iterator[Services]:
     """Services for tagged isolation: the org's Organization Admin key (roles and access
     policies are organization settings), in the shared workspace of the default services."""
