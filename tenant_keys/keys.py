@@ -362,20 +362,25 @@ def _transient(exc: BaseException) -> bool:
 
 def key_works(langsmith: LangSmithAdmin, record: TenantKeyRecord, *, attempts: int = 3) -> bool:
     """Whether the record's key is accepted right now, asked with the key itself (it costs none
-    of the admin key's rate limit). A 401 is a definite no; transient failures are retried a
-    few times, then raised, so a network blip is never mistaken for a dead key."""
+    of the admin key's rate limit). A 401 is a definite no; a 403 a yes (the key authenticated;
+    its role was refused the read, as a tagged key whose policy is gone is); transient failures
+    are retried a few times, then raised, so a network blip is never mistaken for a dead key."""
+
+    def accepted() -> bool:
+        try:
+            return langsmith.authenticates(
+                record.api_key, workspace_id=record.workspace_id, project_id=record.project_id
+            )
+        except Forbidden:
+            return True
+
     retrying = Retrying(
         stop=stop_after_attempt(attempts),
         wait=wait_incrementing(start=0.2, increment=0.3),
         retry=retry_if_exception(_transient),
         reraise=True,
     )
-    return retrying(
-        langsmith.authenticates,
-        record.api_key,
-        workspace_id=record.workspace_id,
-        project_id=record.project_id,
-    )
+    return retrying(accepted)
 
 
 def check_key(

@@ -456,6 +456,65 @@ def undo(langsmith: LangSmithAdmin, tenant_id: str, provisioned: Provisioned) ->
             log.warning("tenant=%s could not remove its %s: %s", tenant_id, what, exc)
 
 
+# -- repair (reconcile) ----------------------------------------------------------------------------
+
+REPAIR_STOPPED = "reconcile left the tenant's access as it was"
+
+
+def restore(
+    langsmith: LangSmithAdmin,
+    tenant_id: str,
+    project_id: str,
+    *,
+    role_id: str | None,
+) -> Provisioned:
+    """Make the tenant's objects what the tool makes them, keeping those its secret names where
+    they are sound: its tag value on its project; its role (the one named, else another of the
+    tool's for it, else a new one) with exactly the role's permissions; one matching policy
+    attached to it (others of the tool for the tenant are deleted). Every change is logged."""
+    found = list_tool_access(langsmith)
+    tag_key_id, value_id, created = ensure_tag_value(langsmith, tenant_id)
+    tagging_id, tagged_now = ensure_tagging(langsmith, value_id, project_id)
+    created += ["tagging"] if tagged_now else []
+    roles = found.roles.get(tenant_id, [])
+    role = next((r for r in roles if r.id == role_id), roles[0] if roles else None)
+    if role is None:
+        kept_role, _ = ensure_role(langsmith, tenant_id)
+        created.append("role")
+    else:
+        kept_role = role.id
+        if not role_matches(role):
+            log.warning("tenant=%s role %s had other permissions: set back", tenant_id, role.id)
+            set_role_permissions(langsmith, tenant_id, role.id)
+    kept_policy, new = ensure_policy(langsmith, tenant_id, kept_role, REPAIR_STOPPED)
+    created += ["policy"] if new else []
+    for policy in langsmith.list_access_policies():
+        if policy_tenant(policy) == tenant_id and policy.id != kept_policy:
+            log.warning(
+                "tenant=%s second access policy %s of the tool: deleted", tenant_id, policy.id
+            )
+            langsmith.delete_access_policy(policy.id)
+    if created:
+        log.warning("tenant=%s access objects made again: %s", tenant_id, ", ".join(created))
+    return Provisioned(
+        tag_key_id=tag_key_id,
+        tag_value_id=value_id,
+        role_id=kept_role,
+        policy_id=kept_policy,
+        tagging_id=tagging_id,
+        created=created,
+    )
+
+
+def remove_other_roles(langsmith: LangSmithAdmin, tenant_id: str, keep: str) -> list[str]:
+    """Delete the tool's roles of the tenant but `keep` (once no key carries them)."""
+    return [
+        role.id
+        for role in langsmith.list_roles()
+        if role_tenant(role) == tenant_id and role.id != keep and langsmith.delete_role(role.id)
+    ]
+
+
 # -- removal (offboarding, reconcile) --------------------------------------------------------------
 
 

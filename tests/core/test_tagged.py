@@ -255,7 +255,7 @@ def test_revoke_kills_first_and_replaces_with_a_confined_key(
     request = request_from(
         services, tenant=tenant_id, scope="current", key_id=None, fingerprint=None, incident_id="i1"
     )
-    outcome = revoke(services.urgent(), request, locks)  # type: ignore[arg-type]
+    outcome = revoke(services.urgent(), request, locks)
     holder.join(10)
 
     assert outcome.status == "revoked", outcome.error
