@@ -14,6 +14,7 @@ from pydantic import SecretStr
 from devstack.stack import LocalStack
 from tenant_keys import tagged
 from tenant_keys.errors import BadInput, IsolationNotProven
+from tenant_keys.isolation import probe_isolation
 from tenant_keys.keys import KeyHome
 from tenant_keys.layout import (
     TAG_ISOLATION,
@@ -357,3 +358,28 @@ def test_only_a_project_tenant_migrates_to_tagged(
         check_migratable(state, "workspace")
     with pytest.raises(BadInput, match="only `--to workspace` or `--to tagged`"):
         check_migratable(state, "project")
+
+
+def test_check_isolation_probes_a_pair_and_a_tenant_against_the_canary(
+    tagged_services: Services, tenant_id: str
+) -> None:
+    services = tagged_services
+    a, b, p = f"{tenant_id}-a", f"{tenant_id}-b", f"{tenant_id}-p"
+    _onboard(services, a)
+    _onboard(services, b)
+    assert onboard(services, p, isolation="project").outcome == "created"
+
+    pair = probe_isolation(services, a, b)
+    alone = probe_isolation(services, a, None)
+    shared = probe_isolation(services, p, None)
+
+    assert pair.own_reads_ok and pair.isolated, pair.markdown()
+    assert [(c.project, c.runs, c.runs_seen) for c in pair.cross_reads] == [
+        ("refused", "refused", 0),
+        ("refused", "refused", 0),
+    ]
+    assert alone.isolated and [(c.reader, c.target) for c in alone.cross_reads] == [(a, "canary")]
+    # A project-mode key reads the canary: the check says so.
+    assert shared.own_reads_ok and not shared.isolated
+    assert (shared.cross_reads[0].project, shared.cross_reads[0].runs) == ("readable", "readable")
+    assert "NOT isolated" in shared.markdown()
