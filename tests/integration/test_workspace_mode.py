@@ -86,7 +86,7 @@ def _reconcile_report(tenant_id: str) -> ReconcileReport:
 def test_the_key_lifecycle_works_in_both_modes(
     stack: LocalStack, tenant_id: str, mode: str
 ) -> None:
-    """Every isolation mode (the name predates the third)."""
+    """Every isolation mode: project, workspace and tagged."""
     onboarded = _onboard(tenant_id, mode)
     services = get_services()
     record = services.store.read(tenant_id)
