@@ -42,6 +42,7 @@ from tenant_keys.langsmith import AccessPolicy, LangSmithAdmin, Project, Role, T
 from tenant_keys.langsmith.client import TenantRead
 from tenant_keys.langsmith.models import TagValue
 from tenant_keys.layout import TenantKeyRecord
+from tenant_keys.models import TENANT_ID_PATTERN
 from tenant_keys.settings import TAGGED_MODE_NEEDS_ORG
 
 log = logging.getLogger(__name__)
@@ -75,8 +76,10 @@ def access_name(tenant_id: str) -> str:
 
 
 def tenant_of(name: str) -> str | None:
+    """The tenant a role's or policy's name is for; None if it is not a name the tool gives
+    (the tool names only valid tenant ids: anything else only looks like its own)."""
     match = _ACCESS_NAME.fullmatch(name)
-    return match["tenant"] if match else None
+    return match["tenant"] if match and TENANT_ID_PATTERN.fullmatch(match["tenant"]) else None
 
 
 def role_description(tenant_id: str) -> str:
@@ -123,15 +126,19 @@ def policy_groups(tenant_id: str) -> list[dict[str, Any]]:
 
 def policy_matches(policy: AccessPolicy, tenant_id: str) -> bool:
     """The policy grants exactly the tenant's reads: allow, the two groups, on its tag only."""
-    groups = sorted(
-        (g.permission, g.resource_type, tuple(c.model_dump() for c in g.conditions))
-        for g in policy.condition_groups
-    )
-    wanted = sorted(
-        (g["permission"], g["resource_type"], tuple(g["conditions"]))
-        for g in policy_groups(tenant_id)
-    )
-    return policy.effect == "allow" and groups == wanted
+
+    def canonical(groups: list[dict[str, Any]]) -> list[tuple[str, str, list[list[Any]]]]:
+        return sorted(
+            (
+                g["permission"],
+                g["resource_type"],
+                sorted(sorted(c.items()) for c in g["conditions"]),
+            )
+            for g in groups
+        )
+
+    listed = [g.model_dump() for g in policy.condition_groups]
+    return policy.effect == "allow" and canonical(listed) == canonical(policy_groups(tenant_id))
 
 
 def role_matches(role: Role) -> bool:

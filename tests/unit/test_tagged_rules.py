@@ -53,6 +53,9 @@ def test_a_policy_matches_only_its_own_tenant_and_exactly_its_reads() -> None:
         {**tagged.policy_groups("acme")[0], "permission": "runs:delete"},
     ]
     assert not tagged.policy_matches(_policy("acme", condition_groups=more), "acme")
+    doubled = [*tagged.policy_groups("acme"), tagged.policy_groups("acme")[0]]
+    assert not tagged.policy_matches(_policy("acme", condition_groups=doubled), "acme")
+    assert tagged.tenant_of(tagged.access_name("-not-a-tenant")) is None
 
 
 def test_only_the_tools_name_and_marker_prove_a_role_or_policy_its_own() -> None:
