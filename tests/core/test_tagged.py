@@ -8,6 +8,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 
+import langsmith
 import pytest
 from pydantic import SecretStr
 
@@ -29,6 +30,7 @@ from tenant_keys.offboarding import offboard
 from tenant_keys.onboarding import onboard
 from tenant_keys.revocation import request_from, revoke
 from tenant_keys.rotation import rotate
+from tenant_keys.runtime import TenantTracing
 from tenant_keys.services import Services
 from tests.core.conftest import ThreadLocks
 from tests.invariants import assert_no_orphans, current_key_works, live_tool_keys, minted_keys
@@ -383,3 +385,23 @@ def test_check_isolation_probes_a_pair_and_a_tenant_against_the_canary(
     assert shared.own_reads_ok and not shared.isolated
     assert (shared.cross_reads[0].project, shared.cross_reads[0].runs) == ("readable", "readable")
     assert "NOT isolated" in shared.markdown()
+
+
+def test_the_runtime_traces_a_tagged_tenant_into_its_own_project(
+    backends: LocalStack, tagged_services: Services, tenant_id: str
+) -> None:
+    """The role writes traces; the helper routes them to the tenant's own project only."""
+    a, b = f"{tenant_id}-a", f"{tenant_id}-b"
+    _onboard(tagged_services, a)
+    _onboard(tagged_services, b)
+    tracing = TenantTracing.from_settings(ttl_seconds=60.0)
+    try:
+        for tenant in (a, a, b):
+            with tracing.context(tenant) as handle:
+                assert handle is not None
+                langsmith.traceable(name="request")(lambda: None)()
+            handle.client.flush()
+    finally:
+        tracing.close()
+    runs = {p["name"]: p["run_count"] for p in backends.langsmith.control.state()["projects"]}
+    assert (runs[f"tenant-{a}"], runs[f"tenant-{b}"]) == (2, 1)
