@@ -6,8 +6,6 @@ onboarding that stopped are removed; what the tool did not make is never touched
 
 from __future__ import annotations
 
-import pytest
-
 from devstack.stack import LocalStack
 from tenant_keys import tagged
 from tenant_keys.keys import KeyHome
@@ -222,9 +220,27 @@ def test_what_the_tool_did_not_make_is_never_touched(
         langsmith.delete_role(lookalike_role.id)
 
 
-@pytest.mark.usefixtures("backends")
-def test_a_reconcile_without_tagged_tenants_lists_roles_and_policies_only_to_read(
-    tagged_services: Services, tenant_id: str
+def test_a_project_tenant_is_never_given_or_stripped_of_tagged_objects(
+    backends: LocalStack, tagged_services: Services, tenant_id: str
 ) -> None:
-    onboard(tagged_services, tenant_id, isolation="project")
-    assert _reconcile(tagged_services, [tenant_id], apply=True).rows == []
+    """Reconcile reads the tool's roles and policies, and writes none for a tenant in another
+    mode, even one with leftovers of a migration that never finished."""
+    services = tagged_services
+    onboard(services, tenant_id, isolation="project")
+    project = services.langsmith.find_project(project_name(tenant_id))
+    assert project is not None
+    tagged.provision(services.langsmith, tenant_id, project, "-")
+    before = tagged.list_tool_access(services.langsmith)
+    control = backends.langsmith.control
+    control.reset_request_counts()
+
+    assert _reconcile(services, [tenant_id], apply=True).rows == []
+
+    writes = [
+        route
+        for route in control.request_counts()["by_route"]
+        if not route.startswith("GET") and ("roles" in route or "access-policies" in route)
+    ]
+    assert writes == []
+    assert tagged.list_tool_access(services.langsmith) == before
+    tagged.remove_access(services.langsmith, tenant_id)
