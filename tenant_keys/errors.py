@@ -11,6 +11,7 @@ and none ever holds a key: callers pass key ids and secret names, never key mate
     ├── SecretStoreError         Secrets Manager refused or failed a call
     ├── LockUnavailable          a tenant's lock is missing or not free in time
     ├── NotOwned                 a key or project not provably the tenant's: left alone
+    ├── IsolationNotProven       a tagged key was not seen confined to its tenant's project
     ├── KeyTestFailed            a new key did not authenticate; not promoted
     ├── RetireFailed             an old key survived its retire (forward compensation)
     ├── RevokeFailed             a suspect key could not be shown dead
@@ -113,6 +114,19 @@ class NotOwned(TenantKeysError):
             "Its secret may have been edited: check it, then `tenant-keys reconcile`"
         )
         self.tenant_id = tenant_id
+
+
+class IsolationNotProven(TenantKeysError):
+    """A key of tagged isolation was not seen reading its own project and refused another's
+    (docs/isolation.md), or the organization refused the access policy that would confine it."""
+
+    def __init__(self, tenant_id: str, reason: str, consequence: str) -> None:
+        super().__init__(
+            f"IsolationNotProven: tenant {tenant_id!r} is not isolated by tags: {reason}; "
+            f"{consequence}"
+        )
+        self.tenant_id = tenant_id
+        self.reason = reason
 
 
 class KeyTestFailed(TenantKeysError):

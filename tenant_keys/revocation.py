@@ -471,8 +471,9 @@ def replace_current_key(
     stored = mint_and_store(
         services, tenant_id, rotation_id, base=current, stage=REVOKE_REPLACEMENT, home=home
     )
-    assert stored.version_id is not None
+    assert stored.version_id is not None and stored.record is not None
     try:
+        home.confine(langsmith, stored.record, tenant_id)
         store.move_label(
             tenant_id,
             CURRENT,

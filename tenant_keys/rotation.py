@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny
 
 from tenant_keys.errors import (
     BadInput,
+    IsolationNotProven,
     KeyTestFailed,
     RetireFailed,
     TenantKeysError,
@@ -32,7 +33,6 @@ from tenant_keys.errors import (
 from tenant_keys.events import KeyRotatedEvent, RetireFailedEvent, TenantEvent
 from tenant_keys.keys import (
     KeyHome,
-    check_key,
     delete_owned,
     key_works,
     mint_and_store,
@@ -136,9 +136,13 @@ def create_pending_key(
     )
 
 
-def test_pending_key(services: Services, tenant_id: str, pending: PendingKey) -> None:
-    """Step 2. The pending key authenticates (bounded retries: a new key may take a moment)."""
-    check_key(services.langsmith, pending.record, tenant_id)
+def test_pending_key(
+    services: Services, tenant_id: str, pending: PendingKey, home: KeyHome | None = None
+) -> None:
+    """Step 2. The pending key authenticates (bounded retries: a new key may take a moment);
+    in tagged mode the probe also sees it confined to the tenant's project."""
+    home = home or tenant_home(services, tenant_id)
+    home.test(services.langsmith, pending.record, tenant_id)
 
 
 def discard_pending_key(
@@ -249,8 +253,8 @@ def rotate(
         if pending is None:
             return result("already-rotated")
         try:
-            test_pending_key(services, tenant_id, pending)
-        except KeyTestFailed:
+            test_pending_key(services, tenant_id, pending, home)
+        except (KeyTestFailed, IsolationNotProven):
             discard_pending_key(
                 services, tenant_id, version_id=pending.token, key_id=pending.key_id
             )
