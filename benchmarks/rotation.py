@@ -148,12 +148,15 @@ class Bench:
                 SM_WRITES_PER_SECOND if run == "limited" else None,
             ),
         }
+        ensure = ensure_cost(tenants)
         self.control.configure(latency_ms=self.args.latency_ms, rate_limits=limited)
         secrets = [f"{prefix_env['TENANT_KEYS_SECRET_PREFIX']}/{t}" for t in tenants]
         before = self.moto.snapshot([*secrets, ""])  # "": calls naming no secret (ListSecrets)
         self.control.reset_request_counts()
         rotation_id = f"bench-{run}"
+        load_before = load()
         flow = start_rotation(rotation_id, env, self.tmp / f"{run}.json").result()
+        load_after = load()
         langsmith = self.control.request_counts()
         after = self.moto.snapshot([*secrets, ""])
         apply_env(env)  # this process reads what the run left with the run's settings
@@ -168,7 +171,32 @@ class Bench:
             "secrets_manager": calls_between(before, after),
             "rotated": rotated(self.control, tenants, rotation_id),
             "ui": ui_timings(flow["flow_run_id"]),
+            "ensure": ensure,
+            "load": (load_before, load_after),
         }
+
+
+def load() -> str:
+    """The machine's 1, 5 and 15 minute load averages (2 cores: above 2, work waits)."""
+    return " ".join(f"{x:.1f}" for x in os.getloadavg())
+
+
+def ensure_cost(tenants: list[str]) -> dict[str, float]:
+    """What the flow's `locks.ensure(page)` costs, once per 200 tenants listed: it reads every
+    lock on the server, 200 a page. Timed here on the first page (its locks exist)."""
+    from tasks.locks import _shared_client, tenant_locks
+
+    tenant_locks().ensure(tenants[:1])  # the client is up, as in the flow
+    started = time.monotonic()
+    tenant_locks().ensure(tenants[:200])
+    seconds = time.monotonic() - started
+    client, locks = _shared_client(), 0
+    while page := client.read_global_concurrency_limits(limit=200, offset=locks):
+        locks += len(page)
+        if len(page) < 200:
+            break
+    calls = -(-len(tenants) // 200)
+    return {"locks": locks, "seconds": seconds, "calls": calls}
 
 
 def rotated(control: EmulatorControl, tenants: list[str], rotation_id: str) -> dict[str, int]:
@@ -273,7 +301,8 @@ def report(run: str, result: dict[str, Any], goal: float) -> None:
     tenants = len(result["tenants"])
     flow, counts = result["flow"], result["langsmith"]
     wall = flow["wall"]
-    print(f"\n== {run}: {tenants} tenants ==")
+    before, after = result["load"]
+    print(f"\n== {run}: {tenants} tenants == (load average {before} before, {after} after)")
     print(f"  final state: {flow['state']}: {flow['message']}")
     print(f"  wall time: {wall:.1f} s, {tenants / wall:.1f} tenants/s")
 
@@ -356,6 +385,12 @@ def report(run: str, result: dict[str, Any], goal: float) -> None:
             f"a logs page (200) {ui['logs_page']:.3f} s; all {ui['logs']} log lines in "
             f"{ui['logs_pages']} pages {ui['all_logs']:.1f} s"
         )
+    ensure = result["ensure"]
+    print(
+        f"  the flow's lock ensure, once per 200 tenants listed: {ensure['seconds']:.2f} s each "
+        f"with {ensure['locks']} locks on the server ({ensure['calls']} calls: "
+        f"~{ensure['calls'] * ensure['seconds']:.0f} s in the listing loop)"
+    )
     if phase := ui.get("phases"):
         print(
             f"  where the wall time went: {wall - phase['flow_run']:.1f} s before the flow run "
