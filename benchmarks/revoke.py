@@ -36,9 +36,10 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from uuid import UUID
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -66,6 +67,7 @@ ROTATION_PREFIX = "langsmith-rotation/tenant"
 LANGSMITH_LIMIT = (1000, 10.0)
 # Steps of a row, in order: seconds since the report.
 STEPS = [
+    ("event received", "received"),
     ("run created", "run_created"),
     ("Pending", "pending"),
     ("Running", "running"),
@@ -185,12 +187,13 @@ class Bench:
             time.sleep(self.args.gap)  # the previous run's process winds down meanwhile
             if scenario == "crashed-lock":
                 die_holding_the_lock(tenant)
+            during = rotation.running() if rotation is not None else None
             if scenario == "prefect-down":
                 rows.append(break_glass(tenant, self.tmp))
             else:
                 rows.append(self.emit_and_poll(tenant))
-            if rotation is not None:
-                rows[-1]["during_rotation"] = float(rotation.running())
+            if during is not None:
+                rows[-1]["during_rotation"] = during
         after_events = (time.monotonic(), self.admin_calls())
         if scenario != "prefect-down":
             # The incident's timeline is in the revoked event, emitted when the run ends (a
@@ -391,10 +394,16 @@ def breakdown(event_id: str, wait: float) -> dict[str, float]:
         FlowRunFilter,
         FlowRunFilterId,
     )
-    from prefect.events.filters import EventFilter, EventNameFilter
+    from prefect.events.filters import (
+        EventFilter,
+        EventIDFilter,
+        EventNameFilter,
+        EventOccurredFilter,
+    )
 
     out: dict[str, float] = {}
     payload: dict[str, Any] = {}
+    since = datetime.now(UTC) - timedelta(hours=1)
     with get_client(sync_client=True) as client:
         deadline = time.monotonic() + wait
         while time.monotonic() < deadline:
@@ -406,6 +415,14 @@ def breakdown(event_id: str, wait: float) -> dict[str, float]:
                 payload = dict(found[0].payload)
                 break
             time.sleep(0.5)
+        reported_event = client.read_events(
+            EventFilter(
+                id=EventIDFilter(id=[UUID(event_id)]), occurred=EventOccurredFilter(since=since)
+            ),
+            limit=1,
+        )
+        for event in reported_event.events:  # when the server got it: the emitter's part
+            out["received"] = (event.received - event.occurred).total_seconds()
         runs = client.read_flow_runs(
             flow_filter=FlowFilter(name=FlowFilterName(any_=["emergency-revoke"])), limit=200
         )
@@ -440,7 +457,9 @@ def print_row(row: dict[str, Any]) -> None:
     during = (
         ""
         if "during_rotation" not in row
-        else (" [during the rotation]" if row["during_rotation"] else " [after the rotation]")
+        else (
+            " [reported during the rotation]" if row["during_rotation"] else " [after the rotation]"
+        )
     )
     missing = " (no incident record: the run did not finish)" if row.get("no_incident") else ""
     print(
