@@ -179,6 +179,7 @@ class Bench:
             self.seed_rotation()
         if scenario != "prefect-down":
             print(f"  {lock_ensure_cost(tenants[0])}", flush=True)
+        print(f"  {import_cost(scenario)}", flush=True)
         if scenario == "rotation-at-limit":
             rotation = self.start_rotation()
         rows: list[dict[str, Any]] = []
@@ -340,6 +341,29 @@ def lock_ensure_cost(tenant_id: str) -> str:
         f"{locks} locks on the Prefect server: the flow's lock ensure takes {float(cold):.2f} s "
         f"in a new process ({float(warm):.2f} s once its client is up)"
     )
+
+
+# What a revoke's process imports before it can act: the served runner spawns a process per
+# flow run that unpickles the flow (Prefect's engine) and imports `flows.revoke` (and with it
+# the whole `tenant_keys` package); break-glass runs the CLI's revoke path.
+FLOW_RUN_IMPORTS = "prefect.flow_engine, flows.revoke"
+CLI_IMPORTS = "tenant_keys.cli, tasks.server, tenant_keys.revocation, tenant_keys.incident"
+
+
+def import_cost(scenario: str) -> str:
+    """Wall and CPU seconds of a new Python process that only imports what the scenario's
+    revoke process imports: the floor of its start-up, on this machine now."""
+    modules = CLI_IMPORTS if scenario == "prefect-down" else FLOW_RUN_IMPORTS
+    before = os.times()
+    started = time.monotonic()
+    subprocess.run([sys.executable, "-c", f"import {modules}"], cwd=REPO, check=True)
+    wall = time.monotonic() - started
+    after = os.times()
+    cpu = (after.children_user - before.children_user) + (
+        after.children_system - before.children_system
+    )
+    what = "the CLI's revoke path" if scenario == "prefect-down" else "a flow run's process"
+    return f"a new process importing {what} ({modules}): {wall:.2f} s wall, {cpu:.2f} s CPU"
 
 
 def die_holding_the_lock(tenant_id: str) -> None:
