@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 
 from devstack.langsmith_emulator import EmulatorControl
+from devstack.stack import LocalStack
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -184,3 +185,40 @@ def calls_between(
     before: Mapping[str, Counter[str]], after: Mapping[str, Counter[str]]
 ) -> dict[str, Counter[str]]:
     return {name: after[name] - before.get(name, Counter()) for name in after}
+
+
+# -- CPU -------------------------------------------------------------------------------------------
+
+
+def server_groups(stack: LocalStack) -> dict[str, int]:
+    """The stack's servers that run in processes of their own, by name: their process group ids
+    (each is started in a session of its own, so its group holds it and its children)."""
+    groups = {}
+    for name, server in (
+        ("Prefect server", stack.prefect),
+        ("moto", stack.moto),
+        ("LangSmith emulator", stack.langsmith),
+    ):
+        process = getattr(server, "_process", None)
+        if process is not None:
+            groups[name] = process.pid
+    return groups
+
+
+def group_cpu(groups: Mapping[str, int]) -> dict[str, float]:
+    """CPU seconds (user + system) the live processes of each group have used so far (Linux)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    found = dict.fromkeys(groups, 0.0)
+    by_group = {pgid: name for name, pgid in groups.items()}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # gone meanwhile
+            continue
+        # After the command: state ppid pgrp ... utime (14th field of stat) stime (15th).
+        name = by_group.get(int(fields[2]))
+        if name is not None:
+            found[name] += (int(fields[11]) + int(fields[12])) / tick
+    return found

@@ -26,12 +26,14 @@ def main(rotation_id: str, out: Path) -> None:
 
     from flows.rotation import rotate_keys
 
+    imported = resource.getrusage(resource.RUSAGE_SELF)
     started = time.monotonic()
     state = rotate_keys("all", rotation_id=rotation_id, return_state=True)
     wall = time.monotonic() - started
     flow_run_id = state.state_details.flow_run_id if state.state_details else None
     APILogHandler().flush()  # every tenant's line reaches the server before the process ends
     QueueService.drain_all(timeout=60)
+    usage = resource.getrusage(resource.RUSAGE_SELF)
     figures = {
         "rotation_id": rotation_id,
         "wall": wall,
@@ -39,7 +41,10 @@ def main(rotation_id: str, out: Path) -> None:
         "message": state.message,
         "flow_run_id": str(flow_run_id) if flow_run_id else None,
         "started_unix": time.time() - (time.monotonic() - started),
-        "maxrss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+        "maxrss_kb": usage.ru_maxrss,
+        # CPU seconds of the run itself, and of the process's start-up (imports) before it.
+        "cpu": usage.ru_utime + usage.ru_stime - imported.ru_utime - imported.ru_stime,
+        "startup_cpu": imported.ru_utime + imported.ru_stime,
         "drained": time.monotonic() - started - wall,
     }
     out.write_text(json.dumps(figures))

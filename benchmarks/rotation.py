@@ -52,7 +52,9 @@ from benchmarks.common import (
     apply_env,
     calls_between,
     fanout_rate,
+    group_cpu,
     pacing_env,
+    server_groups,
     start_rotation,
 )
 from benchmarks.seeding import seed
@@ -64,6 +66,7 @@ TENANT_PREFIX = {"limited": "lim", "langsmith-bound": "lsb", "unlimited": "unl"}
 LANGSMITH_LIMIT = (1000, 10.0)  # LangSmith's published limit per API key (its default class)
 RSS_GOAL_MB = 512
 SHARE_429_GOAL = 0.01
+CORES = os.cpu_count() or 1
 
 
 def main() -> None:
@@ -121,6 +124,7 @@ class Bench:
         self.control = stack.langsmith.control
         self.admin_key_id = admin_key_id(self.control)
         self.moto = MotoCalls(stack.moto.url)
+        self.groups = server_groups(stack)
 
     def close(self) -> None:
         self.moto.close()
@@ -155,9 +159,11 @@ class Bench:
         before = self.moto.snapshot([*secrets, ""])  # "": calls naming no secret (ListSecrets)
         self.control.reset_request_counts()
         rotation_id = f"bench-{run}"
-        load_before = load()
+        load_before, cpu_before = load(), group_cpu(self.groups)
         flow = start_rotation(rotation_id, env, self.tmp / f"{run}.json").result()
-        load_after = load()
+        load_after, cpu_after = load(), group_cpu(self.groups)
+        cpu = {"flow process": flow["cpu"]}
+        cpu.update({name: cpu_after[name] - cpu_before[name] for name in cpu_after})
         langsmith = self.control.request_counts()
         after = self.moto.snapshot([*secrets, ""])
         apply_env(env)  # this process reads what the run left with the run's settings
@@ -175,6 +181,7 @@ class Bench:
             "ensure": ensure,
             "listing": listing,
             "load": (load_before, load_after),
+            "cpu": cpu,
         }
 
 
@@ -409,6 +416,15 @@ def report(run: str, result: dict[str, Any], goal: float) -> None:
     print(
         f"  moto's ListSecrets page (100): {listing['seconds']:.2f} s ({listing['pages']:.0f} "
         f"pages: ~{listing['pages'] * listing['seconds']:.0f} s in the listing loop; moto's cost)"
+    )
+    cpu = result["cpu"]
+    per_tenant = sum(cpu.values()) / tenants
+    print(
+        f"  CPU per tenant: {1000 * per_tenant:.1f} ms ("
+        + ", ".join(f"{name} {1000 * s / tenants:.1f}" for name, s in cpu.items())
+        + f"; the flow process's start-up {flow['startup_cpu']:.1f} s apart): {CORES} idle "
+        f"cores carry at most {CORES / per_tenant:.1f} tenants/s"
+        + (f"; the binding bound needs {tenants / max(bounds.values()):.1f}" if bounds else "")
     )
     if phase := ui.get("phases"):
         print(
