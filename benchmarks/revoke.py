@@ -49,6 +49,7 @@ from benchmarks.common import (  # noqa: E402
     FlowProcess,
     admin_key_id,
     apply_env,
+    fanout_rate,
     pacing_env,
     start_rotation,
 )
@@ -210,10 +211,12 @@ class Bench:
             rate = (after_events[1] - before_events[1]) / seconds
             figures = rotation.result(timeout=1800)
             counts = self.control.request_counts()
+            paced = fanout_rate(rotation_env(self.args))
             print(
                 f"  the rotation: {figures['message']}; wall {figures['wall']:.1f} s; the admin key "
-                f"made {rate:.1f} calls/s while the events ran ({seconds:.0f} s); "
-                f"{counts['by_status'].get('429', 0)} answers 429 of {counts['total']} calls"
+                f"made {rate:.1f} calls/s while the events ran ({seconds:.0f} s; the fan-out's "
+                f"pace: {paced:.1f}/s); {counts['by_status'].get('429', 0)} answers 429 of "
+                f"{counts['total']} calls"
             )
             if not all(r.get("during_rotation") for r in rows):
                 print(
@@ -240,10 +243,7 @@ class Bench:
         """rotate-keys over the rotation's tenants in a process of its own; returns once its
         fan-out is under way."""
         count = self.args.rotation_tenants
-        env = {
-            "TENANT_KEYS_SECRET_PREFIX": ROTATION_PREFIX,
-            **pacing_env(LANGSMITH_LIMIT, self.args.rotation_secret_writes),
-        }
+        env = rotation_env(self.args)
         self.control.reset_request_counts()
         rotation = start_rotation("bench-at-limit", env, self.tmp / "rotation.json")
         deadline = time.monotonic() + 120
@@ -275,6 +275,14 @@ class Bench:
             "event_id": event_id,
             "seen": time.time() - reported,
         }
+
+
+def rotation_env(args: argparse.Namespace) -> dict[str, str]:
+    """The rotation process's settings: its own secret prefix and pacing."""
+    return {
+        "TENANT_KEYS_SECRET_PREFIX": ROTATION_PREFIX,
+        **pacing_env(LANGSMITH_LIMIT, args.rotation_secret_writes),
+    }
 
 
 def load() -> str:
