@@ -32,6 +32,8 @@ and none ever holds a key: callers pass key ids and secret names, never key mate
 
 from __future__ import annotations
 
+from tenant_keys.redact import redact
+
 # LangSmith's error code for an org-scoped key sent without X-Tenant-Id on a workspace path.
 ORG_SCOPED_KEY_REQUIRES_WORKSPACE = "org_scoped_key_requires_workspace"
 
@@ -271,3 +273,10 @@ class ConnectionFailed(LangSmithError):
     def __init__(self, route: str, detail: str, *, request_sent: bool) -> None:
         self.maybe_applied = request_sent
         super().__init__(route, detail)
+
+
+def error_text(exc: BaseException) -> str:
+    """One line about a failure, safe to store: the tool's own messages hold no key, and
+    anything else passes the redactor."""
+    text = str(exc) if isinstance(exc, TenantKeysError) else f"{type(exc).__name__}: {exc}"
+    return redact(text.splitlines()[0] if text else type(exc).__name__)

@@ -34,6 +34,7 @@ from tenant_keys.errors import (
     KeyTestFailed,
     SecretStoreError,
     TenantNotFound,
+    error_text,
 )
 from tenant_keys.events import RepairEvent, RetireOverdueEvent, TenantEvent
 from tenant_keys.keys import KeyHome, key_works, keys_by_mode, tagged_home
@@ -70,7 +71,6 @@ from tenant_keys.reconcile_plan import (
 from tenant_keys.rotation import (
     RotationResult,
     discard_pending_key,
-    error_text,
     retire_marked_key,
     retire_previous_key,
     rotate,

@@ -41,6 +41,7 @@ from tenant_keys.errors import (
     ReplacementFailed,
     RevokeFailed,
     TenantNotFound,
+    error_text,
 )
 from tenant_keys.keys import (
     KeyHome,
@@ -72,7 +73,6 @@ from tenant_keys.models import (
     utcnow,
     validate_tenant_id,
 )
-from tenant_keys.rotation import error_text
 from tenant_keys.services import Services
 
 log = logging.getLogger(__name__)

@@ -28,7 +28,7 @@ from tenant_keys.errors import (
     IsolationNotProven,
     KeyTestFailed,
     RetireFailed,
-    TenantKeysError,
+    error_text,
 )
 from tenant_keys.events import KeyRotatedEvent, RetireFailedEvent, TenantEvent
 from tenant_keys.keys import (
@@ -48,7 +48,6 @@ from tenant_keys.layout import (
     TenantKeyRecord,
 )
 from tenant_keys.models import utcnow, validate_tenant_id
-from tenant_keys.redact import redact
 from tenant_keys.services import Services
 
 RotationOutcome = Literal[
@@ -322,13 +321,6 @@ def _retire_alarm(tenant_id: str, key_id: str | None, events: list[TenantEvent])
     except Exception as exc:
         events.append(RetireFailedEvent(tenant_id=tenant_id, key_id=key_id, error=error_text(exc)))
         raise RetireFailed(tenant_id, key_id, type(exc).__name__) from exc
-
-
-def error_text(exc: BaseException) -> str:
-    """One line about a failure, safe to store: the tool's own messages hold no key, and
-    anything else passes the redactor."""
-    text = str(exc) if isinstance(exc, TenantKeysError) else f"{type(exc).__name__}: {exc}"
-    return redact(text.splitlines()[0] if text else type(exc).__name__)
 
 
 def rotation_targets(services: Services, tenants: list[str] | Literal["all"]) -> Iterator[str]:
