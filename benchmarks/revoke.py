@@ -144,6 +144,11 @@ def main() -> None:
             for scenario in scenarios:
                 results[scenario] = bench.scenario(scenario)
                 report(scenario, results[scenario])
+        except SystemExit:
+            if log.exists():  # the served deployment's side of a failed scenario
+                print("the served deployment's last log lines:", file=sys.stderr)
+                print(*log.read_text().splitlines()[-40:], sep="\n", file=sys.stderr)
+            raise
         finally:
             if served is not None:
                 served.__exit__(None, None, None)
