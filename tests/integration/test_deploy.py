@@ -65,6 +65,7 @@ def test_deploy_all_creates_every_deployment_without_prompts(
             "offboard",
             "migrate",
             "emergency-revoke",
+            "admin-key-rotation",
         }
     )
     for spec in CONFIG["deployments"]:
