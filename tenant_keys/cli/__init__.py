@@ -9,6 +9,7 @@ from tenant_keys.cli import (  # noqa: F401  (registration)
     onboard,
     quota,
     reconcile,
+    report,
     revoke,
     rotate,
     up,

@@ -66,6 +66,7 @@ def test_deploy_all_creates_every_deployment_without_prompts(
             "migrate",
             "emergency-revoke",
             "admin-key-rotation",
+            "daily-posture",
         }
     )
     for spec in CONFIG["deployments"]:
