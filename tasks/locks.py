@@ -158,8 +158,8 @@ class PrefectLocks:
                 if time.monotonic() + retry_after > deadline:
                     raise LockUnavailable(
                         f"lock {_names(names)} still held after {self.wait_seconds:.0f} s: another "
-                        "run works on this tenant; wait for it, or see the runbook if a run died "
-                        "holding it"
+                        "run works on this tenant (or `rotate-admin` holds the admin key); wait for "
+                        "it, or see the runbook if a run died holding it"
                     )
                 time.sleep(retry_after * random.uniform(0.5, 1.0))  # jitter: waiters don't stampede
                 continue

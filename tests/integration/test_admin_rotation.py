@@ -19,13 +19,18 @@ from typer.testing import CliRunner
 from devstack.stack import LocalStack
 from flows.rotation import rotate_keys
 from tasks.events import flush
+from tenant_keys.admin_layout import AdminKeyRecord
 from tenant_keys.cli import app
 from tenant_keys.events import ADMIN_KEY_RESOURCE_ID
 from tenant_keys.services import get_services, reset_services
 from tests.core.admin_helpers import key_state, new_admin_secret
 from tests.integration.revoke_helpers import wait_for
 from tests.integration.tenants import onboard_directly
-from tests.invariants import current_key_works
+from tests.invariants import (
+    assert_no_plaintext_in_prefect,
+    current_key_works,
+    prefect_storage_text,
+)
 
 
 @pytest.fixture
@@ -40,6 +45,14 @@ def _admin_key_id() -> str:
     secret = get_services().admin_secret
     assert secret is not None
     return secret.read_admin().key_id
+
+
+def _admin_record(stage: str) -> AdminKeyRecord:
+    secret = get_services().admin_secret
+    assert secret is not None
+    version = secret.describe_admin().version_with(stage)
+    assert version is not None
+    return secret.read_admin(stage=stage, version_id=version)
 
 
 def _admin_events(name: str) -> list[dict[str, Any]]:
@@ -93,6 +106,15 @@ def test_rotate_admin_end_to_end_and_the_flows_keep_working(
         every=0.5,
     )
     assert events[0]["key_id"] == new and events[0]["old_key_id"] == old
+    # Neither admin key (both are in the secret's versions) reached anything Prefect stored.
+    admin_keys = {
+        v.api_key.get_secret_value()
+        for v in (_admin_record("AWSCURRENT"), _admin_record("AWSPREVIOUS"))
+    }
+    assert len(admin_keys) == 2
+    assert assert_no_plaintext_in_prefect(stack) >= 2
+    text = prefect_storage_text(stack)
+    assert not [k[:10] for k in admin_keys if k in text]
 
 
 def test_rotate_admin_refuses_a_key_from_the_environment_in_one_line(
