@@ -24,12 +24,13 @@ from pathlib import Path
 import httpx
 
 from devstack.langsmith_emulator import EmulatorControl, EmulatorServer
+from tenant_keys.admin_layout import DEFAULT_ADMIN_SECRET_NAME
 
 # moto accepts any credentials; these only keep boto3's chain from looking further.
 FAKE_AWS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
 DEFAULT_REGION = "us-east-1"
 # The stack keeps its admin key where production does: in a secret of its Secrets Manager.
-ADMIN_SECRET_NAME = "langsmith/admin"
+ADMIN_SECRET_NAME = DEFAULT_ADMIN_SECRET_NAME
 
 
 def free_port() -> int:

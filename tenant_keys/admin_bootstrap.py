@@ -17,7 +17,12 @@ from tenant_keys.admin_keys import (
     prove_rights,
     record_of,
 )
-from tenant_keys.admin_layout import AdminKeyKind, admin_key_description, admin_secret_tags
+from tenant_keys.admin_layout import (
+    INIT_ROTATION_PREFIX,
+    AdminKeyKind,
+    admin_key_description,
+    admin_secret_tags,
+)
 from tenant_keys.admin_secret import ADMIN_SUBJECT, AdminSecretStore
 from tenant_keys.errors import BadInput, ConfigError, Forbidden
 from tenant_keys.langsmith import LangSmithAdmin
@@ -81,7 +86,7 @@ def init_admin_secret(
         workspace_id=workspace_id if kind == "workspace" else None,
         org_role_id=org_role_id if kind == "org" else None,
     )
-    rotation_id = "init-" + new_rotation_id()
+    rotation_id = INIT_ROTATION_PREFIX + new_rotation_id()
     created = mint_admin_key(
         seed, scope, admin_key_description(rotation_id), KeyLifetime(seed, lifetime_days)
     )

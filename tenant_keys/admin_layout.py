@@ -22,8 +22,9 @@ from tenant_keys.redact import remember
 
 # A suggestion for TENANT_KEYS_LANGSMITH_ADMIN_KEY_SECRET (the local stack uses it).
 DEFAULT_ADMIN_SECRET_NAME = "langsmith/admin"
-# The rotation id of the key `tenant-keys admin-key init` mints.
-BOOTSTRAP_ROTATION = "bootstrap"
+# The rotation ids of the keys `tenant-keys admin-key init` mints start so (then a timestamp):
+# such a key was never rotated.
+INIT_ROTATION_PREFIX = "init-"
 
 # A workspace admin key (project isolation) or an org-wide Organization Admin service key
 # (workspace isolation): the two kinds LangSmith offers for what the flows do.

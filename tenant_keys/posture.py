@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from tenant_keys.admin_keys import AdminScope
-from tenant_keys.admin_layout import parse_admin_description
+from tenant_keys.admin_layout import INIT_ROTATION_PREFIX, parse_admin_description
 from tenant_keys.errors import BadInput, Forbidden, LangSmithError, NotFound, TenantKeysError
 from tenant_keys.incident import Incident
 from tenant_keys.keys import KeyHome
@@ -331,7 +331,9 @@ def _admin_posture(services: Services, now: datetime, orphan_min_age: timedelta)
         key_issued_at=current.issued_at,
         key_age_days=round(age, 2),
         rotation_id=current.rotation_id,
-        last_rotated_at=None if current.rotation_id.startswith("init-") else current.issued_at,
+        last_rotated_at=None
+        if current.rotation_id.startswith(INIT_ROTATION_PREFIX)
+        else current.issued_at,
         overdue=age > settings.max_admin_key_age_days,
         pending_rotation_id=pending_record.rotation_id if pending_record else None,
         retire_pending_key_id=old.key_id if (old is not None and retiring) else None,

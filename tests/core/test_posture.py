@@ -13,7 +13,7 @@ import pytest
 from devstack.stack import LocalStack
 from tenant_keys.posture import break_glass_incidents, build_report
 from tenant_keys.posture_model import PostureReport
-from tenant_keys.services import get_services
+from tenant_keys.services import get_services, reset_services
 from tests import posture_scenario as scenario
 from tests.fresh_stack import ORG_ADMIN_SECRET, fresh_backends
 from tests.invariants import stored_plaintext_keys
@@ -110,8 +110,6 @@ def test_a_young_orphan_is_spared_and_the_admin_key_from_the_environment_is_flag
     assert not _report(orphan_min_age_seconds=600).violations, "onboarding may hold it"
 
     monkeypatch.setenv("TENANT_KEYS_LANGSMITH_ADMIN_KEY", fresh.langsmith.org_admin_key)
-    from tenant_keys.services import reset_services
-
     reset_services()
     report = _report(orphan_min_age_seconds=600)
     assert report.admin.source == "environment"
