@@ -17,11 +17,11 @@ demo: $(STAMP)  ## start the local stack, onboard and rotate tenants through Pre
 up: $(STAMP)  ## local stack + every prefect.yaml deployment on a local worker, until Ctrl-C
 	$(VENV)/bin/tenant-keys up
 
-test: $(STAMP)  ## lint and type-check, then every test (starts its own local stack)
+test: $(STAMP)  ## lint and type-check, then every test on two workers (each starts its own local stack)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
-	$(PY) -m pytest
+	$(PY) -m pytest -n 2 --dist loadgroup
 
 bench: $(STAMP)  ## benchmarks, apart from the tests; they print their figures
 	$(PY) benchmarks/rotation.py

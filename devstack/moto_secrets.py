@@ -14,9 +14,14 @@ own apps for those two directly: 770 calls/s against 418 for `moto_server`,
 from __future__ import annotations
 
 import argparse
+import io
+import json
 import logging
+import threading
+from collections import Counter
 from collections.abc import Callable, Iterable
 from typing import Any
+from urllib.parse import parse_qs
 
 from moto.moto_server.werkzeug_app import MotoRequestHandler, create_backend_app
 from werkzeug.serving import BaseWSGIServer, make_server
@@ -26,14 +31,50 @@ HOST = "127.0.0.1"
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 
+class CallCounter:
+    """Secrets Manager calls answered, per secret and operation, for tests that count what a
+    protocol costs (`GET /_calls?secret=NAME`): moto keeps no such record of its own."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts: dict[str, Counter[str]] = {}
+
+    def count(self, environ: dict[str, Any]) -> dict[str, Any]:
+        """Count the request; returns a WSGI environ whose body can still be read."""
+        target = str(environ.get("HTTP_X_AMZ_TARGET", ""))
+        if not target.startswith("secretsmanager."):
+            return environ
+        size = int(environ.get("CONTENT_LENGTH") or 0)
+        body = environ["wsgi.input"].read(size) if size else b""
+        try:
+            secret = str(json.loads(body or b"{}").get("SecretId") or json.loads(body)["Name"])
+        except (ValueError, KeyError):
+            secret = ""
+        with self._lock:
+            self._counts.setdefault(secret, Counter())[target.removeprefix("secretsmanager.")] += 1
+        return {**environ, "wsgi.input": io.BytesIO(body), "CONTENT_LENGTH": str(len(body))}
+
+    def of(self, secret: str) -> dict[str, int]:
+        with self._lock:
+            return dict(self._counts.get(secret, Counter()))
+
+
 def create_app() -> WSGIApp:
-    """moto's Secrets Manager app, with moto's control API under `/moto-api/`."""
+    """moto's Secrets Manager app, with moto's control API under `/moto-api/` and the call
+    counts under `/_calls`."""
     secrets = create_backend_app("secretsmanager")
     moto_api = create_backend_app("moto_api")
+    counter = CallCounter()
 
     def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        routed = moto_api if environ.get("PATH_INFO", "").startswith("/moto-api") else secrets
-        return routed(environ, start_response)
+        path = str(environ.get("PATH_INFO", ""))
+        if path == "/_calls":
+            secret = parse_qs(str(environ.get("QUERY_STRING", ""))).get("secret", [""])[0]
+            start_response("200 OK", [("Content-Type", "application/json")])
+            return [json.dumps(counter.of(secret)).encode()]
+        if path.startswith("/moto-api"):
+            return moto_api(environ, start_response)
+        return secrets(counter.count(environ), start_response)
 
     return app
 

@@ -4,28 +4,33 @@ Task granularity: one task per batch of tenants, which takes the batch's locks u
 lease and runs each tenant's protocol in a thread of its own. A task per tenant made the
 Prefect server the busiest process of a fan-out (37 ms of its CPU per tenant, more than
 Secrets Manager and LangSmith together): the task runs, their state events and a lease per
-tenant. The batch's task ends Failed and names its failed tenants; every tenant's outcome is
-in its log line and the rotation table. The protocol retries its own calls, never through
-Prefect retries, so compensation stays explicit.
+tenant. The fan-out streams: tenants are listed page by page and fed to the batches as they
+come, and results are tallied as they finish, so memory does not grow with the tenants. The
+batch's task ends Failed and names its failed tenants; every tenant's outcome is a log line
+of its task; the run keeps a summary table, the failures and a link to those lines. The
+protocol retries its own calls, never through Prefect retries, so compensation stays explicit.
 """
 
 from __future__ import annotations
 
 import contextvars
 import time
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor, as_completed
-from typing import Literal
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from itertools import islice
+from typing import Any, Literal
 from uuid import UUID
 
 from prefect import State, Task, flow, get_run_logger, task
 from prefect.artifacts import (
+    create_link_artifact,
     create_progress_artifact,
     create_table_artifact,
     update_progress_artifact,
 )
 from prefect.cache_policies import NO_CACHE
-from prefect.runtime import task_run
+from prefect.runtime import flow_run, task_run
+from prefect.settings import PREFECT_UI_URL
 from prefect.states import Completed, Failed
 
 from tasks.events import emit
@@ -33,7 +38,7 @@ from tasks.locks import tenant_locks
 from tasks.runs import scheduled_rotation_id
 from tenant_keys.errors import LockUnavailable
 from tenant_keys.models import validate_rotation_id
-from tenant_keys.rotation import RotationResult, retire, rotate, rotation_targets
+from tenant_keys.rotation import RotationResult, RotationTally, retire, rotate, rotation_targets
 from tenant_keys.services import get_services
 
 # Tenants per task and per lock lease: small enough that a lock wait on one tenant of the
@@ -63,11 +68,13 @@ def rotate_batch(tenant_ids: list[str], rotation_id: str, retire_now: bool) -> S
 @task(
     name="retire-batch", task_run_name=_batch_run_name, cache_policy=NO_CACHE, persist_result=False
 )
-def retire_batch(tenant_ids: list[str], rotation_id: str) -> State:
-    """Retire the old keys of a batch of rotated tenants once their grace window has passed."""
+def retire_batch(tenant_ids: list[str], rotation_id: str, old_key_ids: dict[str, str]) -> State:
+    """Retire the keys a batch of rotated tenants replaced, once their grace window has passed."""
     services = get_services()
     return _for_each_locked(
-        tenant_ids, rotation_id, lambda tenant_id: retire(services, tenant_id, rotation_id)
+        tenant_ids,
+        rotation_id,
+        lambda tenant_id: retire(services, tenant_id, rotation_id, old_key_ids[tenant_id]),
     )
 
 
@@ -114,18 +121,24 @@ def _failed(tenant_id: str, rotation_id: str, error: str) -> RotationResult:
     )
 
 
+def _batches(tenant_ids: Iterable[str], size: int) -> Iterator[list[str]]:
+    it = iter(tenant_ids)
+    while batch := list(islice(it, size)):
+        yield batch
+
+
 def _run_batches(
     batch_task: Task[..., State],
-    tenant_ids: list[str],
+    tenant_ids: Iterable[str],
     rotation_id: str,
-    on_progress: Callable[[int], None],
-    **options: bool,
-) -> dict[str, RotationResult]:
-    """Run `batch_task` over the tenants, BATCH at a time, with at most `max_concurrency`
-    tenants in flight; `on_progress(done)` after each batch."""
+    on_result: Callable[[RotationResult], None],
+    **options: Any,
+) -> None:
+    """Run `batch_task` over the tenants as they come, BATCH at a time, with at most
+    `max_concurrency` tenants in flight; `on_result` for every tenant as its batch finishes."""
     in_flight = get_services().settings.max_concurrency
     size = min(BATCH, in_flight)
-    batches = [tenant_ids[i : i + size] for i in range(0, len(tenant_ids), size)]
+    workers = max(1, in_flight // size)
 
     def run(batch: list[str]) -> list[RotationResult]:
         state = batch_task(batch, rotation_id, return_state=True, **options)
@@ -135,13 +148,19 @@ def _run_batches(
         # The task itself broke (not one of its tenants): every tenant of the batch failed.
         return [_failed(t, rotation_id, state.message or "batch failed") for t in batch]
 
-    results: dict[str, RotationResult] = {}
-    with ThreadPoolExecutor(max_workers=in_flight // size) as pool:
-        runs = [pool.submit(contextvars.copy_context().run, run, b) for b in batches]
-        for done in as_completed(runs):
-            results.update((r.tenant_id, r) for r in done.result())
-            on_progress(len(results))
-    return results
+    def collect(done: Iterable[Future[list[RotationResult]]]) -> None:
+        for future in done:
+            for result in future.result():
+                on_result(result)
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        running: set[Future[list[RotationResult]]] = set()
+        for batch in _batches(tenant_ids, size):
+            if len(running) >= workers:
+                done, running = wait(running, return_when=FIRST_COMPLETED)
+                collect(done)
+            running.add(pool.submit(contextvars.copy_context().run, run, batch))
+        collect(wait(running).done)
 
 
 @flow(name="rotate-keys")
@@ -153,78 +172,111 @@ def rotate_keys(
     """Rotate the named tenants' keys (or every tenant's). One failing tenant never stops the
     others."""
     services = get_services()
-    tenant_ids = rotation_targets(services, tenants)
+    targets = rotation_targets(services, tenants)
     rotation_id = validate_rotation_id(rotation_id) if rotation_id else scheduled_rotation_id()
     if dry_run:
-        return _dry_run(tenant_ids, rotation_id)
+        return _dry_run(targets, rotation_id)
 
     grace = services.settings.grace_seconds
-    tenant_locks().ensure(tenant_ids)
+    locks = tenant_locks()
     progress = create_progress_artifact(
         0.0, key="rotation-progress", description=f"Rotation {rotation_id}: tenants done"
     )
     assert isinstance(progress, UUID)  # called from a sync flow: the sync variant ran
-    step = max(1, len(tenant_ids) // 20)
-    reported = 0
+    listed = 0
 
-    def report(done: int) -> None:
+    def listed_with_locks() -> Iterator[str]:
+        """The tenants as listed, each page's locks made sure of before its tenants run."""
+        nonlocal listed
+        for page in _batches(targets, 200):
+            locks.ensure(page)
+            listed += len(page)
+            yield from page
+
+    tally = RotationTally()
+    reported = 0.0
+
+    def on_result(result: RotationResult) -> None:
         nonlocal reported
-        if done // step > reported // step or done == len(tenant_ids):
-            update_progress_artifact(progress, 100.0 * done / len(tenant_ids))
-        reported = done
+        tally.add(result, keep_replaced=grace > 0)
+        share = 100.0 * tally.total / max(listed, 1)
+        if share - reported >= 5 or tally.total == listed:
+            update_progress_artifact(progress, share)
+            reported = share
 
-    results = _run_batches(rotate_batch, tenant_ids, rotation_id, report, retire_now=grace == 0)
+    _run_batches(rotate_batch, listed_with_locks(), rotation_id, on_result, retire_now=grace == 0)
     if grace > 0:
-        _retire_after_grace(results, grace, rotation_id)
+        _retire_after_grace(tally, grace, rotation_id)
+    return _finish(tally, rotation_id)
 
-    ordered = [results[t] for t in tenant_ids]
+
+def _retire_after_grace(tally: RotationTally, grace: float, rotation_id: str) -> None:
+    """One wait for the whole fan-out (every tenant was promoted before it), then the retires."""
+    if not tally.replaced:
+        return
+    time.sleep(grace)
+
+    def on_result(result: RotationResult) -> None:
+        if result.failed:  # the tenant rotated, but its old key lives on: it fails visibly
+            tally.counts["rotated"] -= 1
+            tally.add(result, keep_replaced=False)
+
+    _run_batches(
+        retire_batch, list(tally.replaced), rotation_id, on_result, old_key_ids=tally.replaced
+    )
+
+
+def _finish(tally: RotationTally, rotation_id: str) -> State:
+    """The run's record: a summary table, the failures, and where every tenant's line is."""
     create_table_artifact(
         key="rotation",
-        table=[r.model_dump(mode="json", exclude_none=True) for r in ordered],
-        description=f"Rotation {rotation_id} of {len(ordered)} tenant(s): key ids only",
+        table=[{"outcome": o, "tenants": n} for o, n in sorted(tally.counts.items())],
+        description=f"Rotation {rotation_id}: tenants by outcome",
     )
-    failed = [r for r in ordered if r.failed]
+    if tally.failures:
+        left_out = f" (and {tally.failures_left_out} more)" if tally.failures_left_out else ""
+        create_table_artifact(
+            key="rotation-failures",
+            table=[r.model_dump(mode="json", exclude_none=True) for r in tally.failures],
+            description=f"Rotation {rotation_id}: the tenants that failed{left_out}; key ids only",
+        )
+    if flow_run.id and PREFECT_UI_URL.value():
+        create_link_artifact(
+            key="rotation-log",
+            link=f"{PREFECT_UI_URL.value()}/runs/flow-run/{flow_run.id}",
+            link_text="every tenant's outcome: one log line each (tenant=..., outcome=...)",
+            description=f"Rotation {rotation_id}: every tenant's line",
+        )
     summary = (
-        f"rotation {rotation_id}: {len(ordered) - len(failed)} of {len(ordered)} tenant(s) ok, "
-        f"{len(failed)} failed"
+        f"rotation {rotation_id}: {tally.total - tally.failed} of {tally.total} tenant(s) ok, "
+        f"{tally.failed} failed"
     )
     get_run_logger().info(summary)
-    if failed:
-        return Failed(message=f"{summary}: {', '.join(r.tenant_id for r in failed)}")
+    if tally.failed:
+        names = ", ".join(r.tenant_id for r in tally.failures)
+        return Failed(message=f"{summary}: {names}")
     return Completed(message=summary)
 
 
-def _retire_after_grace(results: dict[str, RotationResult], grace: float, rotation_id: str) -> None:
-    rotated = [t for t, r in results.items() if r.outcome == "rotated"]
-    if not rotated:
-        return
-    time.sleep(grace)  # one wait for the whole fan-out: every tenant was promoted before it
-    retired = _run_batches(retire_batch, rotated, rotation_id, lambda done: None)
-    for tenant_id, retire_result in retired.items():
-        previous = results[tenant_id]
-        if retire_result.failed:
-            update = {"outcome": retire_result.outcome, "error": retire_result.error}
-        else:
-            update = {"old_key_id": retire_result.old_key_id}
-        results[tenant_id] = previous.model_copy(update=update)
-
-
-def _dry_run(tenant_ids: list[str], rotation_id: str) -> State:
+def _dry_run(tenant_ids: Iterable[str], rotation_id: str) -> State:
     store = get_services().store
-    rows = []
+    rows: list[dict[str, str]] = []
+    total = 0
     for tenant_id in tenant_ids:
-        record = store.read(tenant_id)
-        rows.append(
-            {
-                "tenant_id": tenant_id,
-                "current_key_id": record.key_id,
-                "issued_at": record.issued_at.isoformat(),
-                "rotation_id": rotation_id,
-            }
-        )
+        total += 1
+        if len(rows) < RotationTally.MAX_ROWS:
+            record = store.read(tenant_id)
+            rows.append(
+                {
+                    "tenant_id": tenant_id,
+                    "current_key_id": record.key_id,
+                    "issued_at": record.issued_at.isoformat(),
+                    "rotation_id": rotation_id,
+                }
+            )
     create_table_artifact(
         key="rotation-plan",
         table=rows,
-        description=f"Dry run: {len(rows)} tenant(s) would be rotated",
+        description=f"Dry run: {total} tenant(s) would be rotated (the first {len(rows)} shown)",
     )
-    return Completed(message=f"dry run: {len(rows)} tenant(s) would be rotated")
+    return Completed(message=f"dry run: {total} tenant(s) would be rotated")

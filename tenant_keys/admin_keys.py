@@ -134,7 +134,13 @@ class AdminScope(BaseModel):
         return langsmith.delete_key(key_id, workspace_id=self.workspace_id)
 
 
-def record_of(created: CreatedApiKey, scope: AdminScope, rotation_id: str) -> AdminKeyRecord:
+def record_of(
+    created: CreatedApiKey,
+    scope: AdminScope,
+    rotation_id: str,
+    *,
+    previous_key_id: str | None = None,
+) -> AdminKeyRecord:
     return AdminKeyRecord(
         api_key=created.key,
         key_id=created.id,
@@ -146,6 +152,7 @@ def record_of(created: CreatedApiKey, scope: AdminScope, rotation_id: str) -> Ad
         issued_at=created.created_at or utcnow(),
         expires_at=created.expires_at,
         rotation_id=rotation_id,
+        previous_key_id=previous_key_id,
     )
 
 

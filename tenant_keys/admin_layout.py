@@ -2,8 +2,8 @@
 
 One secret, named by TENANT_KEYS_LANGSMITH_ADMIN_KEY_SECRET (a name or an ARN), outside the
 tenant prefix. Its SecretString is an `AdminKeyRecord`; the staging labels are the tenant
-secrets' (`AWSCURRENT`, `AWSPENDING`, `AWSPREVIOUS`, `RETIRE_PENDING`) with the same meaning;
-its tags mark it as the tool's admin key secret. Every admin key in it was minted by the tool
+secrets' (`AWSCURRENT`, `AWSPENDING`, `AWSPREVIOUS`) with the same meaning, and so is the
+record's `previous_key_id`; its tags mark it as the tool's admin key secret. Every admin key in it was minted by the tool
 (`tenant-keys admin-key init` mints the first from a seed key a human gives), with a
 description that proves it at LangSmith before the tool deletes one.
 """
@@ -88,6 +88,8 @@ class AdminKeyRecord(BaseModel):
     issued_at: datetime
     expires_at: datetime | None
     rotation_id: str
+    # The admin key this one replaced: while LangSmith still lists it, it waits to be retired.
+    previous_key_id: str | None = None
 
     def model_post_init(self, context: object) -> None:
         remember(self.api_key)  # from here on, no text this process writes may hold it

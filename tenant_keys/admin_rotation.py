@@ -1,16 +1,16 @@
 """Rotation of the admin key: create → test → promote → retire, on the admin key secret.
 
 The tenant rotation's protocol (`tenant_keys.rotation`) on the one secret that holds the key
-every flow acts with, so the same reasoning holds: every step first reads where the labels say
-the rotation stands, a rerun after a crash at any point converges, and a rotation never mints
-a second key. What differs:
+every flow acts with, so the same reasoning holds: two writes (the new key stored as
+AWSPENDING, AWSCURRENT moved onto it by compare-and-swap; AWSPENDING left on the current
+version is "finished"), the old key named by the current record (`previous_key_id`) and its
+life read from LangSmith's listing, every step first reading where the labels stand, so a rerun
+after a crash at any point converges and never mints a second key. What differs:
 
 - **create** mints with the current admin key a key of the same kind, role and scope
   (`AdminScope`), described `tenant-keys admin rotation=<id>`.
 - **test** uses the new key itself: it authenticates and it may list, create and delete keys
   where tenants' keys live (a short-lived probe key). A failure deletes it; the old key stays.
-- **promote** is the tenant rotation's own step (`promote_pending_key`): AWSCURRENT moved by
-  compare-and-swap, the old version marked RETIRE_PENDING, AWSPENDING dropped last.
 - **retire**, after `admin_grace_seconds`: the old key is deleted *with the new key*, and only
   once the new key is shown to work (the tool never deletes the key it may be running with
   before its successor is proven), once LangSmith lists it as the tool's admin key, and its
@@ -26,11 +26,10 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
-from dataclasses import replace
 from datetime import timedelta
 from typing import Literal, Protocol
 
-from pydantic import BaseModel, Field, SecretStr, SerializeAsAny
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, SerializeAsAny
 
 from tenant_keys.admin_keys import (
     AdminKeyTestFailed,
@@ -41,22 +40,16 @@ from tenant_keys.admin_keys import (
     record_of,
     works,
 )
-from tenant_keys.admin_layout import admin_key_description
+from tenant_keys.admin_layout import AdminKeyRecord, admin_key_description
 from tenant_keys.admin_secret import ADMIN_SUBJECT, AdminSecretStore
 from tenant_keys.errors import ConfigError, SecretStoreError, TenantKeysError
 from tenant_keys.events import AdminKeyRotatedEvent, AdminRetireFailedEvent, TenantEvent
 from tenant_keys.keys import rotation_tokens
-from tenant_keys.layout import (
-    CURRENT,
-    PENDING,
-    RETIRE_PENDING,
-    TAG_ISOLATION,
-    TAG_WORKSPACE,
-    SecretState,
-)
+from tenant_keys.langsmith import LangSmithAdmin
+from tenant_keys.layout import CURRENT, PENDING, PREVIOUS, TAG_ISOLATION, TAG_WORKSPACE, SecretState
 from tenant_keys.lifetime import KeyLifetime
 from tenant_keys.models import utcnow
-from tenant_keys.rotation import PendingKey, RetireResult, error_text, promote_pending_key
+from tenant_keys.rotation import RetireResult, error_text
 from tenant_keys.services import Services
 
 Outcome = Literal["rotated", "already-rotated", "waiting", "failed", "retire-failed"]
@@ -87,14 +80,26 @@ class NoAdminLock:
 
 
 class AdminRetireFailed(TenantKeysError):
-    """The old admin key survived its retire; its label stays as the durable record."""
+    """The old admin key survived its retire: LangSmith still lists it, and the current record
+    names it, so the next rotation retries it first."""
 
     def __init__(self, key_id: str | None, cause: str) -> None:
         super().__init__(
-            f"AdminRetireFailed: old admin key {key_id} was not deleted ({cause}); it keeps its "
-            "RETIRE_PENDING label and the next `tenant-keys rotate-admin` retries it"
+            f"AdminRetireFailed: old admin key {key_id} was not deleted ({cause}); the next "
+            "`tenant-keys rotate-admin` retries it, and its expiry bounds the exposure"
         )
         self.key_id = key_id
+
+
+class PendingAdminKey(BaseModel):
+    """The AWSPENDING version of an admin rotation: ids, and its record (never shown)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    token: str
+    key_id: str
+    resumed: bool
+    record: AdminKeyRecord = Field(exclude=True, repr=False)
 
 
 class AdminRotationResult(BaseModel):
@@ -125,41 +130,35 @@ def admin_store(services: Services) -> AdminSecretStore:
 
 
 def create_pending_admin_key(
-    services: Services, store: AdminSecretStore, rotation_id: str, state: SecretState
-) -> PendingKey | None:
-    """Step 1. Resume an unfinished AWSPENDING, or mint a key with the current one and store it
-    at once as AWSPENDING. None: this rotation already completed."""
-    current_version, pending_version = state.version_with(CURRENT), state.version_with(PENDING)
-    if current_version is None:
-        raise ConfigError(f"the admin key secret {store.secret_id} has no AWSCURRENT version")
-    current = store.read_admin()
+    services: Services,
+    store: AdminSecretStore,
+    rotation_id: str,
+    state: SecretState,
+    current: AdminKeyRecord,
+) -> PendingAdminKey | None:
+    """Step 1. Resume an unfinished AWSPENDING (on a version other than AWSCURRENT's), or mint a
+    key with the current one and store it at once as AWSPENDING: one write. None: this rotation
+    was promoted before. `state` and `current` are the secret and its AWSCURRENT record."""
+    current_version, pending = state.version_with(CURRENT), state.version_with(PENDING)
+    tokens = rotation_tokens(ADMIN_SUBJECT, rotation_id)
+    if current_version in tokens or any(
+        token in state.versions and token != pending for token in tokens
+    ):
+        return None  # this rotation's version is (or was) current
     scope = AdminScope.of(current)
     acting = services.langsmith.with_key(current.api_key)
-    if pending_version is not None:
-        if pending_version == current_version:  # promoted by a run that stopped before the end
-            return PendingKey(token=pending_version, key_id=current.key_id, resumed=True)
-        record = store.read_admin(stage=PENDING, version_id=pending_version)
-        mine = owned(acting, scope, record.key_id)  # `NotOwned`: an edited secret, left alone
-        fresh = services.langsmith.with_key(record.api_key)
-        if mine and works(fresh, AdminScope.of(record)):
-            return PendingKey(
-                token=pending_version,
-                key_id=record.key_id,
-                resumed=True,
-                replaces_key_id=current.key_id,
-            )
-        # Gone at LangSmith (deleted, expired): discard it and mint afresh.
-        discard_pending_admin_key(
-            services, store, PendingKey(token=pending_version, key_id=record.key_id, resumed=True)
-        )
-
-    tokens = rotation_tokens(ADMIN_SUBJECT, rotation_id)
-    if any(token in state.versions and token != pending_version for token in tokens):
-        return None  # this rotation's version carries a label: it was promoted before
+    if pending is not None and pending != current_version:
+        record = store.read_admin(stage=PENDING, version_id=pending)
+        # Never resume a key that is not provably the tool's admin key (`NotOwned`).
+        mine = owned(acting, scope, record.key_id)
+        if mine and works(services.langsmith.with_key(record.api_key), AdminScope.of(record)):
+            return PendingAdminKey(token=pending, key_id=record.key_id, resumed=True, record=record)
+        if mine:  # listed but refused (expired): delete it; the next write moves the label
+            scope.delete(acting, record.key_id)
 
     lifetime = KeyLifetime(acting, services.settings.admin_key_lifetime_days)
     created = mint_admin_key(acting, scope, admin_key_description(rotation_id), lifetime)
-    record = record_of(created, scope, rotation_id)
+    record = record_of(created, scope, rotation_id, previous_key_id=current.key_id)
     try:
         for token in tokens:
             try:
@@ -168,9 +167,7 @@ def create_pending_admin_key(
                 if exc.code == "ResourceExistsException":
                     continue  # an earlier, rolled-back attempt of this rotation used that token
                 raise
-            return PendingKey(
-                token=token, key_id=created.id, resumed=False, replaces_key_id=current.key_id
-            )
+            return PendingAdminKey(token=token, key_id=created.id, resumed=False, record=record)
         raise SecretStoreError(
             "PutSecretValue", store.secret_id, "TooManyAttempts", "start a new rotation"
         )
@@ -179,12 +176,10 @@ def create_pending_admin_key(
         raise
 
 
-def test_pending_admin_key(
-    services: Services, store: AdminSecretStore, pending: PendingKey
-) -> None:
-    """Step 2. The pending key, read back from the store, authenticates and has the rights the
-    flows need (`prove_rights`); `AdminKeyTestFailed` otherwise."""
-    record = store.read_admin(stage=PENDING, version_id=pending.token)
+def test_pending_admin_key(services: Services, pending: PendingAdminKey) -> None:
+    """Step 2. The pending key authenticates and has the rights the flows need
+    (`prove_rights`); `AdminKeyTestFailed` otherwise."""
+    record = pending.record
     prove_rights(
         services.langsmith.with_key(record.api_key),
         AdminScope.of(record),
@@ -196,11 +191,10 @@ def test_pending_admin_key(
 
 
 def discard_pending_admin_key(
-    services: Services, store: AdminSecretStore, pending: PendingKey
+    services: Services, store: AdminSecretStore, current: AdminKeyRecord, pending: PendingAdminKey
 ) -> None:
     """Undo steps 1-2: delete the new key with the current one (if LangSmith lists it as the
     tool's; gone is fine), then drop AWSPENDING. The current key stays."""
-    current = store.read_admin()
     scope = AdminScope.of(current)
     acting = services.langsmith.with_key(current.api_key)
     if owned(acting, scope, pending.key_id):
@@ -209,48 +203,75 @@ def discard_pending_admin_key(
 
 
 def promote_pending_admin_key(
-    services: Services, store: AdminSecretStore, pending: PendingKey, state: SecretState
-) -> str | None:
-    """Step 3: the tenant rotation's promotion, on the admin secret. Returns the old version."""
-    return promote_pending_key(replace(services, store=store), ADMIN_SUBJECT, pending, state)
+    store: AdminSecretStore, pending: PendingAdminKey, state: SecretState
+) -> None:
+    """Step 3. Move AWSCURRENT to the pending version, a compare-and-swap from the version that
+    was current (one write), as the tenant rotation's `promote_pending_key` does. Secrets
+    Manager moves AWSPREVIOUS onto the old version; AWSPENDING stays on the new current one."""
+    current = state.version_with(CURRENT)
+    if current != pending.token:
+        store.move_label(ADMIN_SUBJECT, CURRENT, to_version=pending.token, from_version=current)
 
 
-def retire_old_admin_key(
-    services: Services, store: AdminSecretStore, *, grace_seconds: float, state: SecretState
+def retire_previous_admin_key(
+    services: Services,
+    store: AdminSecretStore,
+    current: AdminKeyRecord,
+    *,
+    grace_seconds: float,
+    key_id: str | None = None,
 ) -> RetireResult:
-    """Step 4. Delete the RETIRE_PENDING version's key once the grace window is over, then drop
-    the label; reports the seconds left while the window is open. The label goes only after the
-    old key is proven dead, so a failure leaves the durable record for the next run."""
-    version = state.version_with(RETIRE_PENDING)
-    if version is None:
+    """Step 4. Delete the key the current one replaced (`key_id`, by default the one the
+    current record names) if LangSmith still lists it as the tool's admin key; no write to the
+    store. Reports the seconds left while the grace window is open. The old key is deleted with
+    the current one, only once the current one is shown to work, and proven dead by its 401."""
+    old = key_id or current.previous_key_id
+    if old is None or old == current.key_id:
         return RetireResult()
-    old = store.read_admin(stage=RETIRE_PENDING, version_id=version)
-    current = store.read_admin()
+    scope = AdminScope.of(current)
+    acting = services.langsmith.with_key(current.api_key)
+    # Never delete the key a process may be running with before its successor is proven.
+    if not works(acting, scope):
+        raise AdminRetireFailed(old, "the current admin key is not accepted: kept the old one")
+    if not owned(acting, scope, old):  # gone already (`NotOwned`: not the tool's, left alone)
+        return RetireResult()
     left = (current.issued_at + timedelta(seconds=grace_seconds) - utcnow()).total_seconds()
     if left > 0:
-        return RetireResult(key_id=old.key_id, waiting_seconds=left)
-    if old.key_id != current.key_id:  # never delete the live key, whatever the labels say
-        acting = services.langsmith.with_key(current.api_key)
-        if not works(acting, AdminScope.of(current)):
-            raise AdminRetireFailed(
-                old.key_id, "the current admin key is not accepted: kept the old one"
-            )
-        old_scope = AdminScope.of(old)
-        if owned(acting, old_scope, old.key_id):
-            old_scope.delete(acting, old.key_id)
-        _prove_dead(services, old_scope, old.key_id, old.api_key)
-    store.remove_label(ADMIN_SUBJECT, RETIRE_PENDING, from_version=version)
-    return RetireResult(key_id=old.key_id if old.key_id != current.key_id else None)
+        return RetireResult(key_id=old, waiting_seconds=left)
+    scope.delete(acting, old)
+    _prove_dead(services, store, scope, acting, old)
+    return RetireResult(key_id=old)
 
 
-def _prove_dead(services: Services, scope: AdminScope, key_id: str, api_key: SecretStr) -> None:
-    """A delete is proven by the deleted key's own 401, not by the admin API's answer."""
-    probe = services.langsmith.with_key(api_key)
+def _prove_dead(
+    services: Services,
+    store: AdminSecretStore,
+    scope: AdminScope,
+    acting: LangSmithAdmin,
+    key_id: str,
+) -> None:
+    """A delete is proven by the deleted key's own 401, not by the admin API's answer: asked
+    with the key itself, which AWSPREVIOUS holds after a promotion."""
+    key = _key_of(store, key_id)
+    if key is None:  # an older version holds it: the listing is the proof left
+        if owned(acting, scope, key_id):
+            raise AdminRetireFailed(key_id, "LangSmith still lists it after the delete")
+        return
+    probe = services.langsmith.with_key(key)
     deadline = time.monotonic() + DEAD_WITHIN_SECONDS
     while works(probe, scope):
         if time.monotonic() > deadline:
             raise AdminRetireFailed(key_id, "LangSmith still accepts it after the delete")
         time.sleep(0.5)
+
+
+def _key_of(store: AdminSecretStore, key_id: str) -> SecretStr | None:
+    """The plaintext of `key_id` if the AWSPREVIOUS version holds it."""
+    try:
+        previous = store.read_admin(stage=PREVIOUS)
+    except TenantKeysError:
+        return None
+    return previous.api_key if previous.key_id == key_id else None
 
 
 def _a_tenant_workspace(services: Services) -> str | None:
@@ -295,61 +316,67 @@ def rotate_admin(
     try:
         with lock.exclusive():
             state = store.describe_admin()
-            if state.version_with(RETIRE_PENDING):
-                # An earlier rotation's old key must be gone before this one marks another.
-                grace = services.settings.admin_grace_seconds
-                earlier = _retire(services, store, grace, state, events)
-                if earlier.waiting_seconds > 0:
-                    return result(
-                        "waiting",
-                        old_key_id=earlier.key_id,
-                        waiting_seconds=round(earlier.waiting_seconds, 1),
-                        error=f"the previous admin key waits {earlier.waiting_seconds:.0f} s more "
-                        "for its grace window",
-                    )
-                state = store.describe_admin()
-            pending = create_pending_admin_key(services, store, rotation_id, state)
+            current = store.read_admin()
+            # An earlier rotation's old key must be gone before this one replaces the current.
+            grace = services.settings.admin_grace_seconds
+            with _retire_alarm(current.previous_key_id, events):
+                earlier = retire_previous_admin_key(services, store, current, grace_seconds=grace)
+            if earlier.waiting_seconds > 0:
+                return result(
+                    "waiting",
+                    old_key_id=earlier.key_id,
+                    waiting_seconds=round(earlier.waiting_seconds, 1),
+                    error=f"the previous admin key waits {earlier.waiting_seconds:.0f} s more "
+                    "for its grace window",
+                )
+            pending = create_pending_admin_key(services, store, rotation_id, state, current)
             if pending is None:
                 return result("already-rotated")
             try:
-                test_pending_admin_key(services, store, pending)
+                test_pending_admin_key(services, pending)
             except AdminKeyTestFailed:
-                discard_pending_admin_key(services, store, pending)
+                discard_pending_admin_key(services, store, current, pending)
                 raise
-            old_version = promote_pending_admin_key(services, store, pending, state)
+            promote_pending_admin_key(store, pending, state)
+            replaced = current.key_id
             events.append(
                 AdminKeyRotatedEvent(
-                    rotation_id=rotation_id,
-                    key_id=pending.key_id,
-                    old_key_id=pending.replaces_key_id,
+                    rotation_id=rotation_id, key_id=pending.key_id, old_key_id=replaced
                 )
             )
-            if not retire_now or old_version is None:
-                return result(
-                    "rotated", new_key_id=pending.key_id, old_key_id=pending.replaces_key_id
-                )
-            retired = _retire(services, store, 0.0, store.describe_admin(), events)
-            return result("rotated", new_key_id=pending.key_id, old_key_id=retired.key_id)
+            if retire_now:
+                # A resumed key may have been minted while another was current: both go.
+                for old in dict.fromkeys((replaced, pending.record.previous_key_id)):
+                    with _retire_alarm(old, events):
+                        retire_previous_admin_key(
+                            services, store, pending.record, grace_seconds=0.0, key_id=old
+                        )
+            return result("rotated", new_key_id=pending.key_id, old_key_id=replaced)
     except Exception as exc:
         outcome: Outcome = "retire-failed" if isinstance(exc, AdminRetireFailed) else "failed"
         return result(outcome, error=error_text(exc))
 
 
 def retire_admin(services: Services, rotation_id: str, *, lock: AdminLock) -> AdminRotationResult:
-    """Retire the old admin key once its grace window has passed (the flow's second pass)."""
+    """Retire the key the current admin key replaced once its grace window has passed (the
+    flow's second pass)."""
     store = admin_store(services)
     started = time.monotonic()
     events: list[TenantEvent] = []
+    old_key_id, error, waiting = None, None, 0.0
     try:
         with lock.exclusive():
-            state = store.describe_admin()
-            grace = services.settings.admin_grace_seconds
-            retired = _retire(services, store, grace, state, events)
-        outcome: Outcome = "waiting" if retired.waiting_seconds > 0 else "rotated"
-        old_key_id, error, waiting = retired.key_id, None, retired.waiting_seconds
+            current = store.read_admin()
+            old_key_id = current.previous_key_id
+            with _retire_alarm(old_key_id, events):
+                retired = retire_previous_admin_key(
+                    services, store, current, grace_seconds=services.settings.admin_grace_seconds
+                )
+        waiting = retired.waiting_seconds
+        outcome: Outcome = "waiting" if waiting > 0 else "rotated"
     except Exception as exc:
         outcome = "retire-failed" if isinstance(exc, AdminRetireFailed) else "failed"
-        old_key_id, error, waiting = None, error_text(exc), 0.0
+        error = error_text(exc)
     return AdminRotationResult(
         outcome=outcome,
         rotation_id=rotation_id,
@@ -361,19 +388,14 @@ def retire_admin(services: Services, rotation_id: str, *, lock: AdminLock) -> Ad
     )
 
 
-def _retire(
-    services: Services,
-    store: AdminSecretStore,
-    grace_seconds: float,
-    state: SecretState,
-    events: list[TenantEvent],
-) -> RetireResult:
-    """Forward compensation: a failed retire keeps its label, adds the alarm event and fails the
-    run visibly; the next rotation retries it first."""
+@contextmanager
+def _retire_alarm(key_id: str | None, events: list[TenantEvent]) -> Iterator[None]:
+    """Forward compensation: a failed retire leaves the old key listed at LangSmith (the current
+    record still names it), adds the alarm event and fails the run visibly; the next rotation
+    retries it first, and the key's expiry bounds the exposure."""
     try:
-        return retire_old_admin_key(services, store, grace_seconds=grace_seconds, state=state)
+        yield
     except Exception as exc:
-        key_id = exc.key_id if isinstance(exc, AdminRetireFailed) else None
         events.append(AdminRetireFailedEvent(key_id=key_id, error=error_text(exc)))
         if isinstance(exc, AdminRetireFailed):
             raise

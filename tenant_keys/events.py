@@ -204,8 +204,8 @@ class AdminKeyRotatedEvent(AdminKeyEvent):
 
 
 class AdminRetireFailedEvent(AdminKeyEvent):
-    """The old admin key survived its retire: its RETIRE_PENDING label stays and the next
-    `rotate-admin` retries it (an alarm)."""
+    """The old admin key survived its retire: LangSmith still lists it, the current record names
+    it, and the next `rotate-admin` retries it (an alarm)."""
 
     NAME = "tenant-keys.admin-key.retire-failed"
     key_id: str | None

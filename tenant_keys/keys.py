@@ -10,7 +10,7 @@ import logging
 from collections.abc import Mapping
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 from tenacity import (
     Retrying,
     retry_if_exception,
@@ -118,7 +118,7 @@ def keys_by_mode(services: Services) -> dict[IsolationMode, list[ApiKeyInfo]]:
 
 
 class KeyRef(BaseModel):
-    """What protocols pass around instead of a key."""
+    """What protocols pass around instead of a key (the record stays in this process)."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -126,6 +126,7 @@ class KeyRef(BaseModel):
     key_id: str
     short_key: str
     version_id: str | None = None
+    record: TenantKeyRecord | None = Field(default=None, exclude=True, repr=False)
 
 
 # -- minting ---------------------------------------------------------------------------------
@@ -204,6 +205,7 @@ def record_for(
     project_name: str,
     workspace_id: str | None,
     rotation_id: str,
+    previous_key_id: str | None = None,
 ) -> TenantKeyRecord:
     return TenantKeyRecord(
         api_key=created.key,
@@ -214,6 +216,7 @@ def record_for(
         issued_at=created.created_at or utcnow(),
         expires_at=created.expires_at,
         rotation_id=rotation_id,
+        previous_key_id=previous_key_id,
     )
 
 
@@ -227,7 +230,8 @@ def mint_and_store(
     home: KeyHome = PROJECT_HOME,
 ) -> KeyRef:
     """Mint a key for `rotation_id` in `home` and store it at once under the label `stage`, in
-    the first of the rotation's tokens no earlier attempt used; the key serves `base`'s project.
+    the first of the rotation's tokens no earlier attempt used; the key serves `base`'s project
+    and replaces `base`'s key (the record names it, so it is retired once this one is current).
 
     A failed store deletes the key just minted: no key outlives a failed store.
     """
@@ -239,6 +243,7 @@ def mint_and_store(
         project_name=base.project_name,
         workspace_id=base.workspace_id,
         rotation_id=rotation_id,
+        previous_key_id=base.key_id,
     )
     try:
         for token in rotation_tokens(tenant_id, rotation_id):
@@ -253,6 +258,7 @@ def mint_and_store(
                 key_id=created.id,
                 short_key=created.short_key,
                 version_id=token,
+                record=record,
             )
         raise SecretStoreError(
             "PutSecretValue",

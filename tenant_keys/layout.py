@@ -57,6 +57,8 @@ class TenantKeyRecord(BaseModel):
     issued_at: datetime
     expires_at: datetime | None
     rotation_id: str
+    # The key this one replaced: while LangSmith still lists it, it waits to be retired.
+    previous_key_id: str | None = None
 
     def model_post_init(self, context: object) -> None:
         remember(self.api_key)  # from here on, no text this process writes may hold it

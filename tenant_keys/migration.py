@@ -31,7 +31,7 @@ from tenant_keys.keys import (
 from tenant_keys.langsmith import Project
 from tenant_keys.layout import CURRENT, MIGRATING, PENDING, RETIRE_PENDING, TAG_PROJECT, SecretState
 from tenant_keys.models import parse_key_description, project_description, project_name
-from tenant_keys.rotation import PendingKey, discard_pending_key
+from tenant_keys.rotation import discard_pending_key
 from tenant_keys.services import Services
 from tenant_keys.workspaces import ensure_tenant_workspace
 
@@ -84,9 +84,7 @@ def discard_unfinished_rotation(services: Services, tenant_id: str, state: Secre
     if pending is None or pending == state.version_with(CURRENT):
         return
     record = services.store.read(tenant_id, stage=PENDING, version_id=pending)
-    discard_pending_key(
-        services, tenant_id, PendingKey(token=pending, key_id=record.key_id, resumed=True)
-    )
+    discard_pending_key(services, tenant_id, version_id=pending, key_id=record.key_id)
 
 
 def ensure_target(services: Services, tenant_id: str) -> MigrationTarget:

@@ -17,13 +17,16 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from datetime import datetime, timedelta
 from typing import Generic, TypeVar
 
 from tenant_keys.errors import NotOwned
 from tenant_keys.langsmith import ApiKeyInfo, LangSmithAdmin, Project
-from tenant_keys.models import PROJECT_MARKER, parse_key_description, project_name
+from tenant_keys.models import PROJECT_MARKER, parse_key_description, project_name, utcnow
 
 LISTING_TTL_SECONDS = 60.0
+# Between LangSmith's clock (creation times) and ours.
+CLOCK_SKEW = timedelta(minutes=1)
 T = TypeVar("T", ApiKeyInfo, Project)
 
 
@@ -34,14 +37,23 @@ class _Listing(Generic[T]):
         self._fetch: Callable[[], list[T]] = fetch
         self._items: dict[str, T] = {}
         self._fetched_at = float("-inf")
+        self._fetched_on: datetime | None = None  # wall clock, to compare with creation times
         self._lock = threading.Lock()
 
-    def find(self, item_id: str) -> T | None:
+    def find(self, item_id: str, *, created_before: datetime | None = None) -> T | None:
+        """The item, or None if it does not exist. An id the cached listing lacks is looked
+        for in a fresh one, unless the item is known to be older than the cached listing."""
         with self._lock:
             stale = time.monotonic() - self._fetched_at > LISTING_TTL_SECONDS
-            if stale or item_id not in self._items:
+            known_gone = (
+                created_before is not None
+                and self._fetched_on is not None
+                and created_before + CLOCK_SKEW < self._fetched_on
+            )
+            if stale or (item_id not in self._items and not known_gone):
                 self._items = {item.id: item for item in self._fetch()}
                 self._fetched_at = time.monotonic()
+                self._fetched_on = utcnow()
             return self._items.get(item_id)
 
 
@@ -54,9 +66,18 @@ class Ownership:
         self._keys: dict[bool, _Listing[ApiKeyInfo]] = {}
         self._projects: dict[str | None, _Listing[Project]] = {}
 
-    def key(self, tenant_id: str, key_id: str, *, service_key: bool) -> bool:
+    def key(
+        self,
+        tenant_id: str,
+        key_id: str,
+        *,
+        service_key: bool,
+        created_before: datetime | None = None,
+    ) -> bool:
         """True: LangSmith lists the key as minted for this tenant. False: it is not listed (it
-        is gone). Raises `NotOwned` when it is listed as someone else's, or not the tool's."""
+        is gone). Raises `NotOwned` when it is listed as someone else's, or not the tool's.
+        `created_before`: when the key is known to be older than that, a listing taken after it
+        answers "gone" without being taken again."""
         with self._guard:
             listing = self._keys.get(service_key)
             if listing is None:
@@ -64,7 +85,7 @@ class Ownership:
                     self._langsmith.list_service_keys if service_key else self._langsmith.list_keys
                 )
                 listing = self._keys[service_key] = _Listing(fetch)
-        found = listing.find(key_id)
+        found = listing.find(key_id, created_before=created_before)
         if found is None:
             return False
         parsed = parse_key_description(found.description)

@@ -2,9 +2,10 @@
 Prefect and without changing anything:
 
 - every tenant's secret and the tool's keys at LangSmith, through reconcile's survey (read only):
-  the current key's age, an unfinished rotation, an old key past its grace window
-  (RETIRE_PENDING), orphans, a dead current key, conflicts;
-- the key each tenant's last rotation retired (AWSPREVIOUS), and whether LangSmith still lists it;
+  the current key's age, an unfinished rotation, the key the current one replaced still listed
+  past its grace window, orphans, a dead current key, conflicts;
+- the key each tenant's last rotation replaced (the current record's `previous_key_id`), and
+  whether LangSmith still lists it;
 - the admin key's secret, and the admin keys LangSmith lists;
 - LangSmith's audit log, where the admin key may read it: the last request each retired key
   made, so one used after its retirement stands out;
@@ -16,20 +17,18 @@ The report holds ids, dates and ages only; the flow turns it into artifacts and 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from pathlib import Path
 
 from tenant_keys.admin_keys import AdminScope
 from tenant_keys.admin_layout import INIT_ROTATION_PREFIX, parse_admin_description
-from tenant_keys.errors import BadInput, Forbidden, LangSmithError, NotFound, TenantKeysError
+from tenant_keys.errors import BadInput, Forbidden, LangSmithError, NotFound
 from tenant_keys.incident import Incident
 from tenant_keys.keys import KeyHome
 from tenant_keys.langsmith import LangSmithAdmin
 from tenant_keys.layout import (
+    CURRENT,
     PENDING,
-    PREVIOUS,
-    RETIRE_PENDING,
     STATUS_NO_KEY,
     TAG_BUDGET,
     TAG_QUOTA_STATUS,
@@ -49,7 +48,6 @@ from tenant_keys.posture_model import (
 )
 from tenant_keys.reconcile import DEFAULT_ORPHAN_MIN_AGE_SECONDS, make_policy, survey
 from tenant_keys.reconcile_plan import Repair, TenantSnapshot, liveness_from_list
-from tenant_keys.secret_store import SecretStore
 from tenant_keys.services import Services
 
 # The rotation id reconcile's plan is given: the report only reads the plan, never acts on it.
@@ -80,7 +78,6 @@ def build_report(
     tags = dict(services.store.iter_tenant_tags())
     live = {key_id for key_id, ok in liveness_from_list(found.keys, now).items() if ok}
     active = [s for s in found.snapshots if s.status == "active"]
-    previous = _previous_keys(services.store, active, workers=settings.max_concurrency)
     admin = _admin_posture(services, now, policy.orphan_min_age)
     # Incidents of the tenants this report covers (a secret, or keys at LangSmith): a Prefect
     # server shared with another installation holds that one's incidents too.
@@ -93,12 +90,8 @@ def build_report(
     # Every retired key the report can look up in the audit log: since when it is retired.
     retired: dict[str, datetime] = {}
     for snapshot in active:
-        old = (
-            snapshot.retire_pending.key_id
-            if snapshot.retire_pending
-            else previous.get(snapshot.tenant_id)
-        )
-        if old is not None and snapshot.current is not None and old != snapshot.current.key_id:
+        old = replaced_key_id(snapshot)
+        if old is not None and snapshot.current is not None:
             retired[old] = snapshot.current.issued_at
     if admin.retired_key_id and admin.retired_at:
         retired[admin.retired_key_id] = admin.retired_at
@@ -116,7 +109,6 @@ def build_report(
             snapshot,
             tags.get(snapshot.tenant_id, {}),
             repairs.get(snapshot.tenant_id, []),
-            previous.get(snapshot.tenant_id),
             live,
             last_used,
             [i for i in in_window if i.tenant_id == snapshot.tenant_id],
@@ -151,30 +143,24 @@ def build_report(
 # -- tenants ---------------------------------------------------------------------------------
 
 
-def _previous_keys(
-    store: SecretStore, snapshots: list[TenantSnapshot], *, workers: int
-) -> dict[str, str]:
-    """The AWSPREVIOUS key id of each tenant that has one and no RETIRE_PENDING (whose key is the
-    retired one), read concurrently; a tenant whose previous version cannot be read has none."""
-
-    def read(tenant_id: str) -> tuple[str, str | None]:
-        try:  # one call: a secret without an AWSPREVIOUS version answers "not found"
-            return tenant_id, store.read(tenant_id, stage=PREVIOUS).key_id
-        except TenantKeysError:
-            return tenant_id, None
-
-    ids = [s.tenant_id for s in snapshots if s.retire_pending is None]
-    if not ids:
-        return {}
-    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(ids)))) as pool:
-        return {t: key_id for t, key_id in pool.map(read, ids) if key_id is not None}
+def replaced_key_id(snapshot: TenantSnapshot) -> str | None:
+    """The key the tenant's current key replaced: the one its record names (AWSPREVIOUS's for a
+    record older than that field, a RETIRE_PENDING label's from the tool's earlier versions)."""
+    current = snapshot.current
+    if current is None:
+        return None
+    candidates = [
+        current.previous_key_id,
+        snapshot.retire_pending.key_id if snapshot.retire_pending else None,
+        snapshot.previous.key_id if snapshot.previous else None,
+    ]
+    return next((k for k in candidates if k is not None and k != current.key_id), None)
 
 
 def _tenant_posture(
     snapshot: TenantSnapshot,
     tags: dict[str, str],
     repairs: list[Repair],
-    previous_key_id: str | None,
     live: set[str],
     last_used: dict[str, datetime],
     incidents: list[IncidentRecord],
@@ -207,11 +193,8 @@ def _tenant_posture(
             current.key_id,
         )
 
-    # The key the last rotation set aside: still waiting to be retired, or AWSPREVIOUS (unless a
-    # new version of the same key was written, e.g. by hand: nothing was retired then).
-    retired_key_id = snapshot.retire_pending.key_id if snapshot.retire_pending else previous_key_id
-    if current is not None and retired_key_id == current.key_id:
-        retired_key_id = None
+    # The key the last rotation replaced (none when a new version of the same key was written).
+    retired_key_id = replaced_key_id(snapshot)
     retired_at = current.issued_at if (retired_key_id and current) else None
     used = last_used.get(retired_key_id or "")
     if used and retired_at and used > retired_at + timedelta(seconds=grace_seconds):
@@ -234,7 +217,7 @@ def _tenant_posture(
         elif repair.kind == "retire":
             flag(
                 "retire-stuck",
-                f"old key {repair.key_id} still exists past its grace window (RETIRE_PENDING)",
+                f"old key {repair.key_id} still exists past its grace window: its retire failed",
                 repair.key_id,
             )
         elif repair.kind == "replace-dead-key" and not any(v.kind == "no-key" for v in found):
@@ -263,7 +246,7 @@ def _tenant_posture(
         ),
         overdue=any(v.kind == "overdue" for v in found),
         pending_rotation_id=snapshot.pending.rotation_id if snapshot.pending else None,
-        retire_pending_key_id=snapshot.retire_pending.key_id if snapshot.retire_pending else None,
+        retire_pending_key_id=retired_key_id if retired_key_id in live else None,
         retire_stuck=any(v.kind == "retire-stuck" for v in found),
         orphan_key_ids=orphans,
         retired_key_id=retired_key_id,
@@ -297,21 +280,13 @@ def _admin_posture(services: Services, now: datetime, orphan_min_age: timedelta)
     state = store.describe_admin()
     current = store.read_admin()
     pending = state.version_with(PENDING)
-    retiring = state.version_with(RETIRE_PENDING)
-    previous = state.version_with(PREVIOUS)
-    old = (
-        store.read_admin(stage=RETIRE_PENDING, version_id=retiring)
-        if retiring
-        else store.read_admin(stage=PREVIOUS, version_id=previous)
-        if previous
-        else None
-    )
-    pending_record = store.read_admin(stage=PENDING, version_id=pending) if pending else None
+    unfinished = pending is not None and pending != state.version_with(CURRENT)
+    pending_record = store.read_admin(stage=PENDING, version_id=pending) if unfinished else None
     listed = AdminScope.of(current).list_keys(services.langsmith)
-    # Keys the secret still holds on purpose; the AWSPREVIOUS one should be gone.
-    held = {current.key_id}
-    held |= {pending_record.key_id} if pending_record else set()
-    held |= {old.key_id} if (old is not None and retiring) else set()
+    old = current.previous_key_id if current.previous_key_id != current.key_id else None
+    alive = old is not None and old in {k.id for k in listed}
+    # Keys the secret accounts for; the one the current key replaced is "waiting", not an orphan.
+    held = {current.key_id, old} | ({pending_record.key_id} if pending_record else set())
     orphans = [
         k.id
         for k in listed
@@ -320,9 +295,7 @@ def _admin_posture(services: Services, now: datetime, orphan_min_age: timedelta)
         and (k.created_at is None or now - k.created_at >= orphan_min_age)
     ]
     age = (now - current.issued_at).total_seconds() / 86400
-    stuck = retiring is not None and now > current.issued_at + timedelta(
-        seconds=settings.admin_grace_seconds
-    )
+    stuck = alive and now > current.issued_at + timedelta(seconds=settings.admin_grace_seconds)
     return AdminPosture(
         source="secret",
         secret=store.secret_id,
@@ -336,12 +309,12 @@ def _admin_posture(services: Services, now: datetime, orphan_min_age: timedelta)
         else current.issued_at,
         overdue=age > settings.max_admin_key_age_days,
         pending_rotation_id=pending_record.rotation_id if pending_record else None,
-        retire_pending_key_id=old.key_id if (old is not None and retiring) else None,
+        retire_pending_key_id=old if alive else None,
         retire_stuck=stuck,
         orphan_key_ids=orphans,
-        retired_key_id=old.key_id if old is not None else None,
+        retired_key_id=old,
         retired_at=current.issued_at if old is not None else None,
-        retired_key_alive=(old.key_id in {k.id for k in listed}) if old is not None else None,
+        retired_key_alive=alive if old is not None else None,
     )
 
 
@@ -374,7 +347,8 @@ def _admin_verdict(
     if admin.retire_stuck:
         flag(
             "retire-stuck",
-            f"old admin key {admin.retire_pending_key_id} still exists past its grace window",
+            f"old admin key {admin.retire_pending_key_id} still exists past its grace window: "
+            "its retire failed",
             admin.retire_pending_key_id,
         )
     for key_id in admin.orphan_key_ids:

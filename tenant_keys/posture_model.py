@@ -19,7 +19,7 @@ from tenant_keys.events import PostureReportedEvent, PostureViolationEvent, Tena
 
 ViolationKind = Literal[
     "overdue",  # the current key is older than the policy allows
-    "retire-stuck",  # an old key still exists past its grace window (RETIRE_PENDING)
+    "retire-stuck",  # a replaced key still exists past its grace window: its retire failed
     "orphan",  # a key the tool minted that no secret holds
     "incident",  # an emergency revoke happened in the window
     "retired-key-used",  # a retired key made a request after its retirement (audit log)
@@ -77,7 +77,7 @@ class KeyPosture(_Frozen):
     rotation_id: str | None = None
     overdue: bool = False
     pending_rotation_id: str | None = None  # an unfinished rotation
-    retire_pending_key_id: str | None = None
+    retire_pending_key_id: str | None = None  # the replaced key, still alive: its retire is due
     retire_stuck: bool = False
     orphan_key_ids: list[str] = Field(default_factory=list)
     # The key the last rotation replaced, whether LangSmith still lists it, and its last use.

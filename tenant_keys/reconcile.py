@@ -14,7 +14,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import Literal
@@ -49,7 +49,13 @@ from tenant_keys.reconcile_plan import (
     plan,
     plan_tenant,
 )
-from tenant_keys.rotation import PendingKey, discard_pending_key, error_text, retire_old_key, rotate
+from tenant_keys.rotation import (
+    discard_pending_key,
+    error_text,
+    retire_marked_key,
+    retire_previous_key,
+    rotate,
+)
 from tenant_keys.secret_store import SecretStore
 from tenant_keys.services import Services
 from tenant_keys.settings import Settings
@@ -130,16 +136,14 @@ def snapshot_tenant(store: SecretStore, tenant_id: str) -> TenantSnapshot:
     if TAG_OFFBOARDING in state.tags:
         return TenantSnapshot(tenant_id=tenant_id, status="offboarding")
     try:
-        current = _version(store, tenant_id, state, CURRENT)
-        pending = _version(store, tenant_id, state, PENDING)
-        on_current = pending is not None and pending.version_id == state.version_with(CURRENT)
+        unfinished = state.version_with(PENDING) != state.version_with(CURRENT)
         return TenantSnapshot(
             tenant_id=tenant_id,
             status="active",
-            current=current,
-            pending=pending,
+            current=_version(store, tenant_id, state, CURRENT),
+            pending=_version(store, tenant_id, state, PENDING) if unfinished else None,
+            previous=_version(store, tenant_id, state, PREVIOUS),
             retire_pending=_version(store, tenant_id, state, RETIRE_PENDING),
-            previous=_version(store, tenant_id, state, PREVIOUS) if on_current else None,
         )
     except (CorruptSecret, SecretStoreError, TenantNotFound) as exc:
         # TenantNotFound here: a label on a version without a value (not written by this tool).
@@ -157,21 +161,31 @@ def snapshot_tenants(
         return list(pool.map(lambda t: snapshot_tenant(store, t), ids))
 
 
-def overdue_retires(snapshots: Iterable[TenantSnapshot], now: datetime) -> list[TenantEvent]:
-    """An event per tenant whose RETIRE_PENDING key has waited longer than RETIRE_OVERDUE_AFTER.
+def overdue_retires(
+    snapshots: Iterable[TenantSnapshot], live: Mapping[str, bool], now: datetime
+) -> list[TenantEvent]:
+    """An event per tenant whose old key has waited longer than RETIRE_OVERDUE_AFTER to be
+    retired (the key its current key replaced, still listed; or a RETIRE_PENDING version's).
     The wait counts from the current key's issue: the rotation that minted it is the one that
-    set the old key aside (Secrets Manager keeps no date for a label move)."""
+    set the old key aside."""
     events: list[TenantEvent] = []
     for snapshot in snapshots:
-        old, current = snapshot.retire_pending, snapshot.current
-        if old is None or current is None:
+        current = snapshot.current
+        if current is None:
+            continue
+        replaced = current.previous_key_id
+        if replaced is not None and replaced != current.key_id and live.get(replaced, False):
+            old = replaced
+        elif snapshot.retire_pending is not None:
+            old = snapshot.retire_pending.key_id
+        else:
             continue
         waiting = now - current.issued_at
         if waiting > RETIRE_OVERDUE_AFTER:
             events.append(
                 RetireOverdueEvent(
                     tenant_id=snapshot.tenant_id,
-                    key_id=old.key_id,
+                    key_id=old,
                     rotation_id=current.rotation_id,
                     waiting_hours=round(waiting.total_seconds() / 3600, 1),
                 )
@@ -211,6 +225,7 @@ def _version(
         issued_at=record.issued_at,
         expires_at=record.expires_at,
         project_id=record.project_id,
+        previous_key_id=record.previous_key_id,
     )
 
 
@@ -254,7 +269,7 @@ def survey(services: Services, named: list[str] | None, policy: Policy, rotation
         keys=keys,
         snapshots=snapshots,
         repairs=plan(snapshots, keys, live, now=now, policy=policy, rotation_id=rotation_id),
-        events=overdue_retires(snapshots, now),
+        events=overdue_retires(snapshots, live, now),
     )
 
 
@@ -341,8 +356,13 @@ def _replan(
     policy: Policy,
     rotation_id: str,
 ) -> list[Repair]:
-    live = probe_liveness(services, snapshot) if snapshot.status == "active" else {}
-    return plan_tenant(snapshot, live, keys, now=utcnow(), policy=policy, rotation_id=rotation_id)
+    """Plan again from the truth: each key the secret holds asked with itself; a key it only
+    names (the one its current key replaced) from LangSmith's listing."""
+    now = utcnow()
+    live = liveness_from_list(keys, now)
+    if snapshot.status == "active":
+        live |= probe_liveness(services, snapshot)
+    return plan_tenant(snapshot, live, keys, now=now, policy=policy, rotation_id=rotation_id)
 
 
 def _local(services: Services, repair: Repair, policy: Policy, keys: list[OwnKey]) -> RepairRow:
@@ -350,13 +370,22 @@ def _local(services: Services, repair: Repair, policy: Policy, keys: list[OwnKey
     try:
         if repair.kind == "discard-pending":
             assert repair.version_id and repair.key_id
-            pending = PendingKey(token=repair.version_id, key_id=repair.key_id, resumed=True)
-            discard_pending_key(services, tenant_id, pending)
+            discard_pending_key(
+                services, tenant_id, version_id=repair.version_id, key_id=repair.key_id
+            )
             return row(repair, "done")
         if repair.kind == "retire":
             state = services.store.describe(tenant_id)
-            retired = retire_old_key(
-                services, tenant_id, grace_seconds=policy.grace_seconds, state=state
+            if repair.version_id is not None:  # the label of the tool's earlier versions
+                retire_marked_key(services, tenant_id, state)
+                return row(repair, "done")
+            retired = retire_previous_key(
+                services,
+                tenant_id,
+                services.store.read(tenant_id),
+                KeyHome.of(state.tags),
+                grace_seconds=policy.grace_seconds,
+                key_id=repair.key_id,
             )
             return row(repair, "waiting" if retired.waiting_seconds > 0 else "done")
         assert repair.kind == "delete-orphan" and repair.key_id

@@ -66,32 +66,27 @@ class VersionInfo(_Frozen):
     issued_at: datetime
     expires_at: datetime | None = None
     project_id: str | None = None
+    previous_key_id: str | None = None  # the key this version's key replaced
 
 
 class TenantSnapshot(_Frozen):
     tenant_id: str
     status: TenantStatus
     current: VersionInfo | None = None
+    # AWSPENDING on another version than AWSCURRENT's: a rotation that has not promoted yet
+    # (on AWSCURRENT's version it is a finished rotation's, and not set here).
     pending: VersionInfo | None = None
-    retire_pending: VersionInfo | None = None
-    # Read only while AWSPENDING sits on AWSCURRENT (a promotion that stopped half way):
-    # that rotation's resume marks this version RETIRE_PENDING, so its key is not an orphan.
-    previous: VersionInfo | None = None
+    previous: VersionInfo | None = None  # AWSPREVIOUS
+    retire_pending: VersionInfo | None = None  # a label of the tool's earlier versions
     problem: str | None = None  # why the status is "unreadable"
 
-    @property
-    def pending_on_current(self) -> bool:
-        return (
-            self.pending is not None
-            and self.current is not None
-            and self.pending.version_id == self.current.version_id
-        )
-
     def referenced_key_ids(self) -> set[str]:
-        versions = [self.current, self.pending, self.retire_pending]
-        if self.pending_on_current:
-            versions.append(self.previous)
-        return {v.key_id for v in versions if v is not None}
+        """Keys the secret still accounts for: none of them is an orphan."""
+        versions = [self.current, self.pending, self.previous, self.retire_pending]
+        ids = {v.key_id for v in versions if v is not None}
+        if self.current is not None and self.current.previous_key_id:
+            ids.add(self.current.previous_key_id)
+        return ids
 
 
 class OwnKey(_Frozen):
@@ -300,19 +295,32 @@ def _plan_active(
                 reason=f"the AWSCURRENT key expires in {days:.1f} days: rotate it early",
             )
 
+    grace_over = current.issued_at + timedelta(seconds=policy.grace_seconds) <= now
     retiring = snapshot.retire_pending
-    if retiring is not None:
-        grace_over = current.issued_at + timedelta(seconds=policy.grace_seconds) <= now
-        if grace_over or retiring.version_id == current.version_id:
+    replaced = [current.previous_key_id, snapshot.previous.key_id if snapshot.previous else None]
+    skip = {current.key_id, retiring.key_id if retiring else None}
+    for old in dict.fromkeys(k for k in replaced if k is not None and k not in skip):
+        if live.get(old, False) and grace_over:
             local.append(
                 Repair(
                     tenant_id=tenant,
                     kind="retire",
-                    key_id=retiring.key_id,
-                    version_id=retiring.version_id,
-                    reason="RETIRE_PENDING past its grace window: delete the old key, drop the label",
+                    key_id=old,
+                    reason="a key AWSCURRENT replaced still exists past its grace window: "
+                    "delete it",
                 )
             )
+    if retiring is not None and (grace_over or retiring.version_id == current.version_id):
+        local.append(
+            Repair(
+                tenant_id=tenant,
+                kind="retire",
+                key_id=retiring.key_id,
+                version_id=retiring.version_id,
+                reason="RETIRE_PENDING (from an earlier version of the tool): delete the old key, "
+                "drop the label",
+            )
+        )
 
     referenced = snapshot.referenced_key_ids()
     local += _orphans(

@@ -1,9 +1,16 @@
 """Rotation, after Secrets Manager's rotation protocol: create → test → promote → retire.
 
-Every step first reads where the secret's staging labels say the rotation stands, so a
-rerun after a crash at any point picks up where the last run stopped and never mints a
-second key for the same rotation. `rotate` drives the steps for one tenant; the caller holds
-the tenant's lock.
+Two writes per tenant: the new key stored as AWSPENDING, and AWSCURRENT moved onto it (a
+compare-and-swap; Secrets Manager moves AWSPREVIOUS onto the old version by itself, and
+AWSPENDING left on the current version is the protocol's "finished"). Whether the old key
+still has to be deleted is read from the truth, not from a label: the current record names the
+key it replaced (`previous_key_id`), and LangSmith's key listing says whether that key still
+exists. A failed retire leaves it existing: the next rotation and reconcile retire it first,
+and its expiry bounds the exposure.
+
+Every step first reads where the labels stand, so a rerun after a crash at any point picks up
+where the last run stopped and never mints a second key for the same rotation. `rotate` drives
+the steps for one tenant; the caller holds the tenant's lock.
 """
 
 from __future__ import annotations
@@ -12,7 +19,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny
 
@@ -20,7 +27,6 @@ from tenant_keys.errors import (
     BadInput,
     KeyTestFailed,
     RetireFailed,
-    SecretStoreError,
     TenantKeysError,
 )
 from tenant_keys.events import KeyRotatedEvent, RetireFailedEvent, TenantEvent
@@ -28,6 +34,7 @@ from tenant_keys.keys import (
     KeyHome,
     check_key,
     delete_owned,
+    key_works,
     mint_and_store,
     rotation_tokens,
     tenant_home,
@@ -35,28 +42,31 @@ from tenant_keys.keys import (
 from tenant_keys.layout import (
     CURRENT,
     PENDING,
-    PREVIOUS,
     RETIRE_PENDING,
     TAG_OFFBOARDING,
     SecretState,
+    TenantKeyRecord,
 )
 from tenant_keys.models import utcnow, validate_tenant_id
 from tenant_keys.redact import redact
 from tenant_keys.services import Services
 
-Outcome = Literal["rotated", "already-rotated", "waiting", "offboarding", "failed", "retire-failed"]
-FAILED: tuple[Outcome, ...] = ("failed", "retire-failed")
+RotationOutcome = Literal[
+    "rotated", "already-rotated", "waiting", "offboarding", "failed", "retire-failed"
+]
+FAILED: tuple[RotationOutcome, ...] = ("failed", "retire-failed")
 
 
 class PendingKey(BaseModel):
-    """The AWSPENDING version of a rotation and the version it replaces: ids only."""
+    """The AWSPENDING version of a rotation: ids, and the record where this process minted it
+    or read it (for the test step; never shown)."""
 
     model_config = ConfigDict(frozen=True)
 
     token: str
     key_id: str
     resumed: bool
-    replaces_key_id: str | None = None  # the AWSCURRENT key when this one was minted
+    record: TenantKeyRecord = Field(exclude=True, repr=False)
 
 
 class RetireResult(BaseModel):
@@ -70,7 +80,7 @@ class RotationResult(BaseModel):
     """What happened to one tenant: ids only. `events` are for the caller to emit."""
 
     tenant_id: str
-    outcome: Outcome
+    outcome: RotationOutcome
     rotation_id: str
     old_key_id: str | None = None
     new_key_id: str | None = None
@@ -87,118 +97,113 @@ class RotationResult(BaseModel):
 
 
 def create_pending_key(
-    services: Services, tenant_id: str, rotation_id: str, state: SecretState
+    services: Services,
+    tenant_id: str,
+    rotation_id: str,
+    state: SecretState,
+    current: TenantKeyRecord,
 ) -> PendingKey | None:
-    """Step 1. Resume an unfinished AWSPENDING, or mint a key and store it at once as AWSPENDING.
+    """Step 1. Resume an unfinished AWSPENDING (on a version other than AWSCURRENT's), or mint a
+    key and store it at once as AWSPENDING: one write. None when this rotation was promoted
+    before (its version carries another label).
 
-    `state` is the secret as described before this step. Returns None when this
-    rotation already completed (its version is or was current).
+    `state` and `current` are the secret and its AWSCURRENT record as read before this step.
     """
-    store, langsmith = services.store, services.langsmith
-    current, pending = state.version_with(CURRENT), state.version_with(PENDING)
     home = KeyHome.of(state.tags)  # the tenant's isolation mode picks the key endpoints
-    if pending is not None:
-        record = store.read(tenant_id, stage=PENDING, version_id=pending)
-        # Never resume a key that is not provably this tenant's (`NotOwned`).
-        owned = services.ownership.key(
-            tenant_id, record.key_id, service_key=home.mode == "workspace"
-        )
-        if pending == current or (
-            owned and langsmith.authenticates(record.api_key, workspace_id=record.workspace_id)
-        ):
-            return PendingKey(token=pending, key_id=record.key_id, resumed=True)
-        # The pending key is gone at LangSmith (deleted, expired): discard it, mint afresh.
-        discard_pending_key(
-            services, tenant_id, PendingKey(token=pending, key_id=record.key_id, resumed=True)
-        )
-
+    current_version, pending = state.version_with(CURRENT), state.version_with(PENDING)
     tokens = rotation_tokens(tenant_id, rotation_id)
-    if any(token in state.versions and token != pending for token in tokens):
-        return None  # this rotation's version already carries a label: it was promoted before
-
-    base = store.read(tenant_id)  # the project the new key serves is the current one's
-    services.ownership.project(tenant_id, base.project_id, home.workspace_id)  # or `NotOwned`
-    stored = mint_and_store(services, tenant_id, rotation_id, base=base, stage=PENDING, home=home)
-    assert stored.version_id is not None
+    if current_version in tokens or any(
+        token in state.versions and token != pending for token in tokens
+    ):
+        return None  # this rotation's version is (or was) current
+    if pending is not None and pending != current_version:
+        record = services.store.read(tenant_id, stage=PENDING, version_id=pending)
+        # Never resume a key that is not provably this tenant's (`NotOwned`).
+        if services.ownership.key(
+            tenant_id, record.key_id, service_key=home.mode == "workspace"
+        ) and key_works(services.langsmith, record):
+            return PendingKey(token=pending, key_id=record.key_id, resumed=True, record=record)
+        # Gone or dead at LangSmith: deleted if still listed; the next write moves the label.
+        delete_owned(services, tenant_id, home, record.key_id)
+    # The project the new key serves is the current one's, provably the tenant's (`NotOwned`).
+    services.ownership.project(tenant_id, current.project_id, home.workspace_id)
+    stored = mint_and_store(
+        services, tenant_id, rotation_id, base=current, stage=PENDING, home=home
+    )
+    assert stored.version_id is not None and stored.record is not None
     return PendingKey(
-        token=stored.version_id, key_id=stored.key_id, resumed=False, replaces_key_id=base.key_id
+        token=stored.version_id, key_id=stored.key_id, resumed=False, record=stored.record
     )
 
 
 def test_pending_key(services: Services, tenant_id: str, pending: PendingKey) -> None:
-    """Step 2. The pending key, read back from the store, authenticates (bounded retries)."""
-    record = services.store.read(tenant_id, stage=PENDING, version_id=pending.token)
-    check_key(services.langsmith, record, tenant_id)
+    """Step 2. The pending key authenticates (bounded retries: a new key may take a moment)."""
+    check_key(services.langsmith, pending.record, tenant_id)
 
 
-def discard_pending_key(services: Services, tenant_id: str, pending: PendingKey) -> None:
-    """Undo steps 1-2: delete the new key (404 is fine), then drop AWSPENDING. The old key
-    stays current."""
-    delete_owned(services, tenant_id, tenant_home(services, tenant_id), pending.key_id)
-    services.store.remove_label(tenant_id, PENDING, from_version=pending.token)
+def discard_pending_key(
+    services: Services, tenant_id: str, *, version_id: str, key_id: str
+) -> None:
+    """Undo steps 1-2: delete the new key (gone: nothing to delete), then drop AWSPENDING. The
+    old key stays current."""
+    delete_owned(services, tenant_id, tenant_home(services, tenant_id), key_id)
+    services.store.remove_label(tenant_id, PENDING, from_version=version_id)
 
 
 def promote_pending_key(
     services: Services, tenant_id: str, pending: PendingKey, state: SecretState
-) -> str | None:
-    """Step 3. Move AWSCURRENT to the pending version (compare-and-swap), mark the old version
-    RETIRE_PENDING, then drop AWSPENDING. Returns the old version id.
-
-    `state` is the secret as described before step 1. AWSPENDING is dropped last, so a
-    crash before it leaves a state the next run recognises (AWSPENDING on AWSCURRENT)
-    and finishes.
-    """
-    store = services.store
+) -> None:
+    """Step 3. Move AWSCURRENT to the pending version, a compare-and-swap from the version that
+    was current (one write). Secrets Manager moves AWSPREVIOUS onto that one by itself;
+    AWSPENDING stays on the new current version, which is the protocol's "finished"."""
     current = state.version_with(CURRENT)
     if current != pending.token:
-        store.move_label(tenant_id, CURRENT, to_version=pending.token, from_version=current)
-        old = current
-    else:
-        old = state.version_with(PREVIOUS)  # promoted by an earlier run that stopped here
-    marked = state.version_with(RETIRE_PENDING)
-    if old is not None and marked != old:
-        if marked is not None:
-            raise SecretStoreError(
-                "UpdateSecretVersionStage",
-                state.name,
-                "RetirePendingElsewhere",
-                "an older key still waits to be retired: run `tenant-keys reconcile`",
-            )
-        store.move_label(tenant_id, RETIRE_PENDING, to_version=old, from_version=None)
-    store.remove_label(tenant_id, PENDING, from_version=pending.token)
-    return old
+        services.store.move_label(
+            tenant_id, CURRENT, to_version=pending.token, from_version=current
+        )
 
 
-def retire_old_key(
-    services: Services, tenant_id: str, *, grace_seconds: float, state: SecretState
+def retire_previous_key(
+    services: Services,
+    tenant_id: str,
+    current: TenantKeyRecord,
+    home: KeyHome,
+    *,
+    grace_seconds: float,
+    key_id: str | None = None,
 ) -> RetireResult:
-    """Step 4. Delete the RETIRE_PENDING version's key at LangSmith (404: already gone), then
-    drop the label. Waits for nothing: while the grace window is open it reports the seconds
-    left. The label is dropped only after the delete succeeded, so a failed delete leaves the
-    durable record that reconcile and the next rotation act on."""
-    store = services.store
+    """Step 4. Delete the key the current one replaced (`key_id`, by default the one the current
+    record names) if LangSmith still lists it and proves it this tenant's; no write to the
+    store. Waits for nothing: while the grace window is open it reports the seconds left. A
+    failed delete leaves the key listed: the next rotation and reconcile retire it first."""
+    old = key_id or current.previous_key_id
+    if old is None or old == current.key_id:
+        return RetireResult()
+    # The old key is older than the current one: a listing taken since then settles "gone".
+    service_key = home.mode == "workspace"
+    if not services.ownership.key(
+        tenant_id, old, service_key=service_key, created_before=current.issued_at
+    ):
+        return RetireResult()
+    left = (current.issued_at + timedelta(seconds=grace_seconds) - utcnow()).total_seconds()
+    if left > 0:
+        return RetireResult(key_id=old, waiting_seconds=left)
+    delete_owned(services, tenant_id, home, old)
+    return RetireResult(key_id=old)
+
+
+def retire_marked_key(services: Services, tenant_id: str, state: SecretState) -> RetireResult:
+    """A secret from the tool's earlier versions may carry RETIRE_PENDING on the version whose
+    key waits to be retired: delete that key (proven the tenant's), then drop the label."""
     version = state.version_with(RETIRE_PENDING)
     if version is None:
         return RetireResult()
-    old = store.read(tenant_id, stage=RETIRE_PENDING, version_id=version)
-    current = store.read(tenant_id)
-    left = (current.issued_at + timedelta(seconds=grace_seconds) - utcnow()).total_seconds()
-    if left > 0:
-        return RetireResult(key_id=old.key_id, waiting_seconds=left)
-    if old.key_id == current.key_id:  # never delete the live key, whatever the labels say
-        store.remove_label(tenant_id, RETIRE_PENDING, from_version=version)
-        return RetireResult()
-    retire_key(services, tenant_id, KeyHome.of(state.tags), version=version, key_id=old.key_id)
-    return RetireResult(key_id=old.key_id)
-
-
-def retire_key(
-    services: Services, tenant_id: str, home: KeyHome, *, version: str, key_id: str
-) -> None:
-    """Delete the key of the RETIRE_PENDING `version` once proven the tenant's (gone: nothing
-    to delete), then drop the label."""
-    delete_owned(services, tenant_id, home, key_id)
+    old = services.store.read(tenant_id, stage=RETIRE_PENDING, version_id=version)
+    current = services.store.read(tenant_id)
+    if old.key_id != current.key_id:  # never the live key, whatever the labels say
+        delete_owned(services, tenant_id, KeyHome.of(state.tags), old.key_id)
     services.store.remove_label(tenant_id, RETIRE_PENDING, from_version=version)
+    return RetireResult(key_id=old.key_id if old.key_id != current.key_id else None)
 
 
 # -- the driver ------------------------------------------------------------------------------
@@ -207,12 +212,13 @@ def retire_key(
 def rotate(
     services: Services, tenant_id: str, rotation_id: str, *, retire_now: bool
 ) -> RotationResult:
-    """The protocol for one tenant; the caller holds the tenant's lock. A failure is the
-    result's outcome (its error text holds no key), never an exception."""
+    """The protocol for one tenant; the caller holds the tenant's lock. Two reads (the secret's
+    labels, its current record) and two writes. A failure is the result's outcome (its error
+    text holds no key), never an exception."""
     started = time.monotonic()
     events: list[TenantEvent] = []
 
-    def result(outcome: Outcome, **fields: str | None) -> RotationResult:
+    def result(outcome: RotationOutcome, **fields: str | None) -> RotationResult:
         return RotationResult(
             tenant_id=tenant_id,
             outcome=outcome,
@@ -228,56 +234,69 @@ def rotate(
         if state.leaving:  # offboarding deletes its keys; a new one would only outlive it
             return result("offboarding")
         if state.version_with(RETIRE_PENDING):
-            # An earlier rotation's old key must be gone before this one marks another.
-            earlier = _retire(services, tenant_id, grace, state, events)
-            if earlier.waiting_seconds > 0:
-                wait = (
-                    f"previous key waits {earlier.waiting_seconds:.0f} s more for its grace window"
-                )
-                return result("waiting", old_key_id=earlier.key_id, error=wait)
+            with _retire_alarm(tenant_id, None, events):
+                retire_marked_key(services, tenant_id, state)
             state = store.describe(tenant_id)
-        pending = create_pending_key(services, tenant_id, rotation_id, state)
+        current = store.read(tenant_id)
+        home = KeyHome.of(state.tags)
+        # An earlier rotation's old key must be gone before this one replaces the current key.
+        with _retire_alarm(tenant_id, current.previous_key_id, events):
+            earlier = retire_previous_key(services, tenant_id, current, home, grace_seconds=grace)
+        if earlier.waiting_seconds > 0:
+            wait = f"previous key waits {earlier.waiting_seconds:.0f} s more for its grace window"
+            return result("waiting", old_key_id=earlier.key_id, error=wait)
+        pending = create_pending_key(services, tenant_id, rotation_id, state, current)
         if pending is None:
             return result("already-rotated")
         try:
             test_pending_key(services, tenant_id, pending)
         except KeyTestFailed:
-            discard_pending_key(services, tenant_id, pending)
+            discard_pending_key(
+                services, tenant_id, version_id=pending.token, key_id=pending.key_id
+            )
             raise
-        old_version = promote_pending_key(services, tenant_id, pending, state)
+        promote_pending_key(services, tenant_id, pending, state)
         events.append(
             KeyRotatedEvent(tenant_id=tenant_id, rotation_id=rotation_id, key_id=pending.key_id)
         )
-        if not retire_now or old_version is None:
-            return result("rotated", new_key_id=pending.key_id)
-        if pending.replaces_key_id is None:  # resumed: the old key id is in the labelled version
-            now = store.describe(tenant_id)
-            retired = _retire(services, tenant_id, 0.0, now, events).key_id
-        else:
-            retired = pending.replaces_key_id
-            with _retire_alarm(tenant_id, retired, events):
-                home = KeyHome.of(state.tags)
-                retire_key(services, tenant_id, home, version=old_version, key_id=retired)
-        return result("rotated", old_key_id=retired, new_key_id=pending.key_id)
+        # The key AWSCURRENT held until now. A resumed key may have been minted while another
+        # was current (a revoke's replacement came between): that one is retired too.
+        replaced = current.key_id
+        if not retire_now:
+            return result("rotated", old_key_id=replaced, new_key_id=pending.key_id)
+        for old in dict.fromkeys((replaced, pending.record.previous_key_id)):
+            with _retire_alarm(tenant_id, old, events):
+                retire_previous_key(
+                    services, tenant_id, pending.record, home, grace_seconds=0.0, key_id=old
+                )
+        return result("rotated", old_key_id=replaced, new_key_id=pending.key_id)
     except Exception as exc:
-        outcome: Outcome = "retire-failed" if isinstance(exc, RetireFailed) else "failed"
+        outcome: RotationOutcome = "retire-failed" if isinstance(exc, RetireFailed) else "failed"
         return result(outcome, error=error_text(exc))
 
 
-def retire(services: Services, tenant_id: str, rotation_id: str) -> RotationResult:
-    """Retire the tenant's RETIRE_PENDING key once its grace window has passed (a fan-out's
-    second pass); the caller holds the tenant's lock."""
+def retire(services: Services, tenant_id: str, rotation_id: str, old_key_id: str) -> RotationResult:
+    """Retire the key a rotation replaced (`old_key_id`) once its grace window has passed (a
+    fan-out's second pass); the caller holds the tenant's lock."""
     started = time.monotonic()
     events: list[TenantEvent] = []
+    error = None
     try:
         state = services.store.describe(tenant_id)
-        retired = _retire(services, tenant_id, services.settings.grace_seconds, state, events)
-        outcome: Outcome = "waiting" if retired.waiting_seconds > 0 else "rotated"
-        error = None
-        old_key_id = retired.key_id
+        current = services.store.read(tenant_id)
+        with _retire_alarm(tenant_id, old_key_id, events):
+            retired = retire_previous_key(
+                services,
+                tenant_id,
+                current,
+                KeyHome.of(state.tags),
+                grace_seconds=services.settings.grace_seconds,
+                key_id=old_key_id,
+            )
+        outcome: RotationOutcome = "waiting" if retired.waiting_seconds > 0 else "rotated"
     except Exception as exc:
         outcome = "retire-failed" if isinstance(exc, RetireFailed) else "failed"
-        error, old_key_id = error_text(exc), None
+        error = error_text(exc)
     return RotationResult(
         tenant_id=tenant_id,
         outcome=outcome,
@@ -289,21 +308,11 @@ def retire(services: Services, tenant_id: str, rotation_id: str) -> RotationResu
     )
 
 
-def _retire(
-    services: Services,
-    tenant_id: str,
-    grace_seconds: float,
-    state: SecretState,
-    events: list[TenantEvent],
-) -> RetireResult:
-    with _retire_alarm(tenant_id, None, events):
-        return retire_old_key(services, tenant_id, grace_seconds=grace_seconds, state=state)
-
-
 @contextmanager
 def _retire_alarm(tenant_id: str, key_id: str | None, events: list[TenantEvent]) -> Iterator[None]:
-    """Forward compensation: a failed retire keeps its label (the durable record), adds the
-    alarm event and fails the tenant visibly; reconcile and the next rotation retry it."""
+    """Forward compensation: a failed retire leaves the old key listed at LangSmith (the durable
+    record), adds the alarm event and fails the tenant visibly; reconcile and the next
+    rotation retry it, and the key's expiry bounds the exposure."""
     try:
         yield
     except Exception as exc:
@@ -318,15 +327,47 @@ def error_text(exc: BaseException) -> str:
     return redact(text.splitlines()[0] if text else type(exc).__name__)
 
 
-def rotation_targets(services: Services, tenants: list[str] | Literal["all"]) -> list[str]:
-    """The tenant ids to rotate, each valid and onboarded, checked before any side effect.
-    `all`: every tenant with a secret under the prefix, except those being offboarded."""
+def rotation_targets(services: Services, tenants: list[str] | Literal["all"]) -> Iterator[str]:
+    """The tenant ids to rotate. Named: each valid and onboarded, checked here, before any side
+    effect. `all`: every tenant with a secret under the prefix except those being offboarded,
+    page by page as Secrets Manager lists them (a fan-out starts on the first page)."""
     if tenants == "all":
         listed = services.store.iter_tenant_tags()
-        return sorted(tenant_id for tenant_id, tags in listed if TAG_OFFBOARDING not in tags)
+        return (tenant_id for tenant_id, tags in listed if TAG_OFFBOARDING not in tags)
     if not tenants:
         raise BadInput("no tenants given: name tenants or pass 'all'")
     tenant_ids = [validate_tenant_id(t) for t in dict.fromkeys(tenants)]
     for tenant_id in tenant_ids:
         services.store.describe(tenant_id)  # TenantNotFound says how to onboard it
-    return tenant_ids
+    return iter(tenant_ids)
+
+
+class RotationTally(BaseModel):
+    """A fan-out's results, gathered as they finish: counts, the failures (the first
+    `MAX_ROWS`), and for a retire after the grace window, the keys the rotated tenants replaced.
+    Its size grows with the failures, not with the tenants."""
+
+    MAX_ROWS: ClassVar[int] = 1000
+
+    counts: dict[str, int] = Field(default_factory=dict)
+    failures: list[RotationResult] = Field(default_factory=list)
+    failures_left_out: int = 0
+    replaced: dict[str, str] = Field(default_factory=dict)  # tenant -> old key, to retire later
+
+    def add(self, result: RotationResult, *, keep_replaced: bool) -> None:
+        self.counts[result.outcome] = self.counts.get(result.outcome, 0) + 1
+        if result.failed:
+            if len(self.failures) < self.MAX_ROWS:
+                self.failures.append(result)
+            else:
+                self.failures_left_out += 1
+        elif keep_replaced and result.outcome == "rotated" and result.old_key_id:
+            self.replaced[result.tenant_id] = result.old_key_id
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    @property
+    def failed(self) -> int:
+        return sum(n for outcome, n in self.counts.items() if outcome in FAILED)

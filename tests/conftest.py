@@ -3,6 +3,7 @@ touches an outside system (`backends`), plus a Prefect server for those that che
 Prefect does or records (`stack`), started only if such a test runs.
 
 Each test uses its own tenant ids, so tests share the servers without resetting them.
+`make test` runs two pytest-xdist workers: each is a session of its own, with its own stack.
 """
 
 from __future__ import annotations

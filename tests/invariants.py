@@ -9,7 +9,7 @@ from pathlib import Path
 import boto3
 
 from devstack.stack import LocalStack
-from tenant_keys.layout import CURRENT, PENDING
+from tenant_keys.layout import CURRENT, PENDING, RETIRE_PENDING
 from tenant_keys.models import parse_key_description
 from tenant_keys.services import get_services
 
@@ -123,3 +123,11 @@ def assert_no_key_fragment_in_prefect(stack: LocalStack) -> int:
     ]
     assert not pieces, f"pieces of stored keys found in Prefect's storage: {pieces}"
     return len(keys)
+
+
+def assert_finished(tenant_id: str) -> None:
+    """No rotation left half way: no AWSPENDING but on AWSCURRENT's version (the protocol's
+    "finished"), and no RETIRE_PENDING (a label of the tool's earlier versions)."""
+    state = get_services().store.describe(tenant_id)
+    assert state.version_with(PENDING) in (None, state.version_with(CURRENT)), state.versions
+    assert state.version_with(RETIRE_PENDING) is None, state.versions

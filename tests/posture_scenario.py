@@ -12,7 +12,7 @@ import httpx
 from devstack.stack import LocalStack
 from tenant_keys.incident import Incident, IncidentDetails, IncidentLog
 from tenant_keys.keys import KeyHome
-from tenant_keys.layout import CURRENT, RETIRE_PENDING
+from tenant_keys.layout import CURRENT, PREVIOUS
 from tenant_keys.locks import NoLocks
 from tenant_keys.models import key_description, utcnow
 from tenant_keys.onboarding import onboard
@@ -51,7 +51,7 @@ def age_current_key(stack: LocalStack, tenant_id: str, days: float) -> None:
 
 def stuck_retire_used_after(stack: LocalStack, tenant_id: str) -> str:
     """A rotation whose retire fails (LangSmith refuses the delete): the old key stays alive,
-    labelled RETIRE_PENDING; then someone reads runs with it. Returns the old key's id."""
+    named by the current record; then someone reads with it. Returns the old key's id."""
     services = get_services()
     control = stack.langsmith.control
     control.inject_fault(
@@ -66,10 +66,8 @@ def stuck_retire_used_after(stack: LocalStack, tenant_id: str) -> str:
     finally:
         control.clear_faults()
     assert result.outcome == "retire-failed", result
-    state = services.store.describe(tenant_id)
-    version = state.version_with(RETIRE_PENDING)
-    assert version is not None
-    old = services.store.read(tenant_id, stage=RETIRE_PENDING, version_id=version)
+    old = services.store.read(tenant_id, stage=PREVIOUS)  # the version AWSCURRENT left
+    assert services.store.read(tenant_id).previous_key_id == old.key_id
     # An audited request made with the retired key (a trace read would be the same).
     response = httpx.get(
         f"{stack.langsmith.url}/api/v1/workspaces/current/usage_limits",

@@ -9,6 +9,7 @@ from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from . import (
+    routes_access_policies,
     routes_audit,
     routes_control,
     routes_info,
@@ -16,7 +17,9 @@ from . import (
     routes_org,
     routes_org_info,
     routes_projects,
+    routes_roles,
     routes_runs,
+    routes_tags,
     routes_usage,
     routes_v2,
 )
@@ -44,9 +47,12 @@ API_MOUNTS: tuple[tuple[APIRouter, tuple[str, ...]], ...] = (
     (routes_org_info.router, V1),
     (routes_audit.router, V1),
     (routes_usage.router, V1),
+    (routes_tags.router, V1),
+    (routes_roles.router, V1),
     (routes_runs.router, V1),
     (routes_runs.ingest_router, ("",)),
     (routes_v2.router, V2),
+    (routes_access_policies.router, ("",)),  # the spec's /v1/platform/... only
 )
 
 

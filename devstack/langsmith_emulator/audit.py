@@ -53,6 +53,54 @@ OPERATIONS: dict[str, tuple[str, int]] = {
     "GET /api/v1/orgs/current/info": ("get_organization_info", READ),
     "PATCH /api/v1/orgs/current/info": ("update_organization_info", UPDATE),
     "GET /api/v1/audit-logs": ("get_audit_logs", READ),
+    # Custom roles.
+    "GET /api/v1/orgs/current/roles": ("list_organization_roles", READ),
+    "POST /api/v1/orgs/current/roles": ("create_role", CREATE),
+    "PATCH /api/v1/orgs/current/roles/{role_id}": ("update_role", UPDATE),
+    "DELETE /api/v1/orgs/current/roles/{role_id}": ("delete_role", DELETE),
+    # Access policies.
+    "GET /v1/platform/orgs/current/access-policies": ("list_access_policies", READ),
+    "POST /v1/platform/orgs/current/access-policies": ("create_access_policy", CREATE),
+    "GET /v1/platform/orgs/current/access-policies/{access_policy_id}": (
+        "read_access_policy",
+        READ,
+    ),
+    "DELETE /v1/platform/orgs/current/access-policies/{access_policy_id}": (
+        "delete_access_policy",
+        DELETE,
+    ),
+    "POST /v1/platform/orgs/current/access-policies/roles/{role_id}/access-policies": (
+        "attach_access_policies",
+        UPDATE,
+    ),
+    # Resource tags.
+    "GET /api/v1/workspaces/current/tag-keys": ("list_tag_keys", READ),
+    "POST /api/v1/workspaces/current/tag-keys": ("create_tag_key", CREATE),
+    "GET /api/v1/workspaces/current/tag-keys/{tag_key_id}": ("get_tag_key", READ),
+    "PATCH /api/v1/workspaces/current/tag-keys/{tag_key_id}": ("update_tag_key", UPDATE),
+    "DELETE /api/v1/workspaces/current/tag-keys/{tag_key_id}": ("delete_tag_key", DELETE),
+    "GET /api/v1/workspaces/current/tag-keys/{tag_key_id}/tag-values": ("list_tag_values", READ),
+    "POST /api/v1/workspaces/current/tag-keys/{tag_key_id}/tag-values": (
+        "create_tag_value",
+        CREATE,
+    ),
+    "GET /api/v1/workspaces/current/tag-keys/{tag_key_id}/tag-values/{tag_value_id}": (
+        "get_tag_value",
+        READ,
+    ),
+    "PATCH /api/v1/workspaces/current/tag-keys/{tag_key_id}/tag-values/{tag_value_id}": (
+        "update_tag_value",
+        UPDATE,
+    ),
+    "DELETE /api/v1/workspaces/current/tag-keys/{tag_key_id}/tag-values/{tag_value_id}": (
+        "delete_tag_value",
+        DELETE,
+    ),
+    "POST /api/v1/workspaces/current/taggings": ("create_tagging", CREATE),
+    "GET /api/v1/workspaces/current/taggings": ("list_taggings", READ),
+    "DELETE /api/v1/workspaces/current/taggings/{tagging_id}": ("delete_tagging", DELETE),
+    "GET /api/v1/workspaces/current/tags": ("list_tags", READ),
+    "GET /api/v1/workspaces/current/tags/resource": ("list_tags_for_resource", READ),
 }
 
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 
 from .control_schema import (
+    AbacSettingsJson,
     ControlConfigJson,
     FaultAction,
     FaultJson,
@@ -150,6 +151,43 @@ class EmulatorControl:
         """The org's ``OrganizationInfo``."""
         info: dict[str, Any] = self._call("GET", "/org")
         return info
+
+    def configure_abac(
+        self,
+        *,
+        enabled: bool | None = None,
+        when_disabled: Literal["accept", "refuse"] | None = None,
+        project_list: Literal["filter", "forbid"] | None = None,
+        unmatched: Literal["rbac", "deny"] | None = None,
+    ) -> AbacSettingsJson:
+        """How the org treats access policies (None leaves a setting as it is):
+
+        * ``enabled`` (default True): False makes an org without ABAC: policies are never
+          enforced, keys read what their role's permissions allow, and
+          ``OrganizationInfo.config.can_use_abac`` is false.
+        * ``when_disabled`` (default "accept"): with ABAC off, the access-policy paths still
+          store policies ("accept") or answer 403 ``{"error"}`` ("refuse").
+        * ``project_list`` (default "filter"): a project list, or a run read naming no project,
+          leaves out the projects the key may not read ("filter") or is refused with a 403
+          when there is one ("forbid").
+        * ``unmatched`` (default "rbac"): when an allow policy of the role covers the
+          permission but none matches, the role's permissions decide ("rbac", the docs' table)
+          or access is denied ("deny", the policy builder page).
+        """
+        body = {
+            "enabled": enabled,
+            "when_disabled": when_disabled,
+            "project_list": project_list,
+            "unmatched": unmatched,
+        }
+        settings: AbacSettingsJson = self._call(
+            "POST", "/abac", json={k: v for k, v in body.items() if v is not None}
+        )
+        return settings
+
+    def abac(self) -> AbacSettingsJson:
+        settings: AbacSettingsJson = self._call("GET", "/abac")
+        return settings
 
     def advance_clock(self, seconds: float) -> float:
         """Move the emulator's clock forward; returns its total offset in seconds."""

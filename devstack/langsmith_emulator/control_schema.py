@@ -77,3 +77,12 @@ class HealthJson(TypedDict):
     ok: bool
     org_id: str
     workspace_id: str
+
+
+class AbacSettingsJson(TypedDict):
+    """``GET /_emulator/abac`` (and the answer of ``POST``)."""
+
+    enabled: bool  # the org has ABAC (OrganizationConfig.can_use_abac)
+    when_disabled: Literal["accept", "refuse"]  # access-policy paths with ABAC off
+    project_list: Literal["filter", "forbid"]  # unreadable projects in a list: left out, or 403
+    unmatched: Literal["rbac", "deny"]  # an allow policy covers it, none matches: RBAC, or deny

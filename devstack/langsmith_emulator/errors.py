@@ -7,6 +7,8 @@
   ``{"error": ..., "details": ...}``.
 * ``v2``: the SmithDB API (``/api/v2/...``) answers RFC 7807 ``shared.ProblemDetails``
   ``{type, title, status, detail, instance, remedy}``.
+* ``abac``: the platform service's access-policy paths (``/v1/platform/...``) answer
+  ``abac.ErrorResponse`` ``{"error": ...}``, and 400 (not 422) for a malformed request.
 
 A machine-readable code, when there is one (``org_scoped_key_requires_workspace``), is put in
 ``error``, which is where the SDK looks for it.
@@ -24,8 +26,9 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
 
-ErrorStyle = Literal["platform", "ingest", "v2"]
+ErrorStyle = Literal["platform", "ingest", "v2", "abac"]
 
+PLATFORM_SERVICE = "/v1/platform/"  # the Go platform service's paths, as the spec lists them
 INGEST_ROUTES = {
     "POST /api/v1/runs",
     "POST /api/v1/runs/batch",
@@ -55,6 +58,8 @@ def error_style(method: str, route: str, path: str) -> ErrorStyle:
     """``route`` is the normalised template (``/api/v1/...``, ``/api/v2/...``)."""
     if route.startswith("/api/v2/"):
         return "v2"
+    if route.startswith(PLATFORM_SERVICE):
+        return "abac"
     if f"{method} {route}" in INGEST_ROUTES:
         return "ingest"
     # PATCH /runs/{id} unprefixed is the ingest service; /api/v1/runs/{id} is the platform API.
@@ -89,6 +94,8 @@ def error_body(
         return problem
     if style == "ingest":
         return {"error": code or message, "details": message}
+    if style == "abac":
+        return {"error": message}
     body: dict[str, Any] = {"detail": message}
     if code:
         body["error"] = code
@@ -137,6 +144,8 @@ async def validation_error_handler(request: Request, exc: Exception) -> Response
     if style == "v2":  # the spec: 422 for a bad UUID (path, query), 400 for other parameters
         status = 422 if any("uuid" in str(e.get("type")) for e in errors) else 400
         return _respond(request, status, _summary(errors))
+    if style == "abac":  # the spec gives these paths 400 "Bad request", no 422
+        return _respond(request, 400, _summary(errors))
     return JSONResponse({"detail": errors}, status_code=422)
 
 
@@ -167,4 +176,6 @@ async def validation_api_error_handler(request: Request, exc: Exception) -> Resp
         return JSONResponse({"detail": exc.detail}, status_code=422)
     if style == "ingest":
         return JSONResponse({"error": "invalid request", "details": exc.message}, 422)
+    if style == "abac":
+        return _respond(request, 400, exc.message)
     return _respond(request, 422, exc.message)

@@ -8,9 +8,11 @@ from enum import StrEnum
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from .abac import RESOURCE_PERMISSIONS
 from .control_schema import FaultAction, FaultWhen
+from .openapi import enum_values
 
 
 class _Body(BaseModel):
@@ -32,6 +34,9 @@ class TracerSessionCreate(_Body):
     reference_dataset_id: UUID | None = None
     trace_tier: TraceTier | None = None
     id: UUID | None = None
+    # Not in the July spec's TracerSessionCreate: the SDK's create_project(tag_value_ids=...)
+    # sends it and the resource-tags docs document it (at most 100, tags applied atomically).
+    tag_value_ids: list[UUID] | None = Field(default=None, max_length=100)
 
 
 class TracerSessionUpdate(_Body):
@@ -64,6 +69,117 @@ class WorkspaceCreate(_Body):
 
 class WorkspacePatch(_Body):
     display_name: str = Field(min_length=1, pattern=_DISPLAY_NAME)
+
+
+TagText = Annotated[str, Field(min_length=1, max_length=255)]
+
+
+class TagKeyCreate(_Body):
+    key: TagText
+    description: str | None = None
+
+
+class TagKeyUpdate(_Body):
+    key: TagText | None = None
+    description: str | None = None
+
+
+class TagValueCreate(_Body):
+    value: TagText
+    description: str | None = None
+
+
+class TagValueUpdate(_Body):
+    value: TagText | None = None
+    description: str | None = None
+
+
+def _resource_type(value: str) -> str:
+    if value not in enum_values("ResourceType"):
+        raise ValueError(f"resource_type must be one of {sorted(enum_values('ResourceType'))}")
+    return value
+
+
+class TaggingCreate(_Body):
+    tag_value_id: UUID
+    resource_type: str
+    resource_id: UUID
+
+    _check_type = field_validator("resource_type")(_resource_type)
+
+
+class ListTagsForResourceRequest(_Body):
+    resource_id: UUID
+    resource_type: str
+
+    _check_type = field_validator("resource_type")(_resource_type)
+
+
+class CreateRoleRequest(_Body):
+    """``CreateRoleRequest`` (and ``UpdateRoleRequest``, the same fields). ``access_scope`` is
+    not in the spec's body; the support article's example sends it, so it is accepted (only
+    ``workspace``: custom organization roles do not exist)."""
+
+    display_name: str = Field(min_length=1)
+    description: str
+    permissions: list[str]
+    access_scope: Literal["workspace"] | None = None
+
+
+class AbacConditionBody(_Body):
+    """``authz_internal.Condition``."""
+
+    attribute_name: Literal["resource_tag_key"] = "resource_tag_key"
+    attribute_key: str = Field(min_length=1)
+    operator: str
+    attribute_value: str = Field(min_length=1)
+
+    @field_validator("operator")
+    @classmethod
+    def _operator(cls, value: str) -> str:
+        if value not in enum_values("authz_internal.AbacOperator"):
+            raise ValueError(f"unknown operator {value!r}")
+        return value
+
+
+class AbacConditionGroupBody(_Body):
+    """``authz_internal.ConditionGroup``: a permission ABAC evaluates for the resource type."""
+
+    permission: str
+    resource_type: str
+    conditions: list[AbacConditionBody] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _permission_for_type(self) -> AbacConditionGroupBody:
+        if self.permission not in enum_values("authz_internal.Permission"):
+            raise ValueError(f"unknown permission {self.permission!r}")
+        supported = RESOURCE_PERMISSIONS.get(self.resource_type)
+        if supported is None:
+            raise ValueError(
+                f"resource_type must be one of {sorted(RESOURCE_PERMISSIONS)}, "
+                f"not {self.resource_type!r}"
+            )
+        if self.permission not in supported:
+            raise ValueError(
+                f"{self.permission} is not evaluated for {self.resource_type} resources"
+            )
+        return self
+
+
+class CreateAccessPolicyPayload(_Body):
+    """``authz_internal.CreateAccessPolicyPayload``."""
+
+    name: str = Field(min_length=1)
+    description: str | None = None
+    effect: Literal["allow", "deny"]
+    condition_groups: list[AbacConditionGroupBody] = Field(min_length=1)
+    role_ids: list[str] | None = None  # if present, attach to these roles
+
+
+class AttachAccessPoliciesPayload(_Body):
+    """``authz_internal.AttachAccessPoliciesPayload``."""
+
+    access_policy_ids: list[str] = Field(min_length=1)
 
 
 class UsageLimitType(StrEnum):
@@ -221,6 +337,16 @@ class OrgSettingsBody(_Body):
     max_api_key_expiry_days: ExpiryDays | None = None
     max_service_key_expiry_days: ExpiryDays | None = None
     max_pat_expiry_days: ExpiryDays | None = None
+
+
+class AbacSettingsBody(_Body):
+    """``POST /_emulator/abac``: the fields sent are set (abac.AbacSettings)."""
+
+    model_config = ConfigDict(extra="forbid")
+    enabled: bool | None = None
+    when_disabled: Literal["accept", "refuse"] | None = None
+    project_list: Literal["filter", "forbid"] | None = None
+    unmatched: Literal["rbac", "deny"] | None = None
 
 
 class ClockBody(_Body):

@@ -10,7 +10,14 @@ from starlette.responses import Response
 from .auth import get_store
 from .control_schema import HealthJson
 from .errors import validation_error
-from .models import ClockBody, ConfigureBody, FaultSpec, OrganizationUpdate, OrgSettingsBody
+from .models import (
+    AbacSettingsBody,
+    ClockBody,
+    ConfigureBody,
+    FaultSpec,
+    OrganizationUpdate,
+    OrgSettingsBody,
+)
 from .responses import ok
 from .routes_org_info import apply_update, org_info_json
 from .state import Store
@@ -138,6 +145,26 @@ async def configure_org(request: Request, body: OrgSettingsBody) -> Response:
     apply_update(store, org, update)
     with store.lock:
         return ok(org_info_json(org))
+
+
+@router.get("/abac")
+async def get_abac(request: Request) -> Response:
+    store = _store(request)
+    with store.lock:
+        return ok(store.orgs[store.bootstrap.org_id].abac.to_json())
+
+
+@router.post("/abac")
+async def configure_abac(request: Request, body: AbacSettingsBody) -> Response:
+    """Whether the org has ABAC (``enabled``), what the access-policy paths do without it
+    (``when_disabled``), and the readings of what LangSmith leaves unsaid (``project_list``,
+    ``unmatched``). Effective at once; ``reset`` restores the defaults."""
+    store = _store(request)
+    with store.lock:
+        settings = store.orgs[store.bootstrap.org_id].abac
+        for name, value in body.model_dump(exclude_none=True).items():
+            setattr(settings, name, value)
+        return ok(settings.to_json())
 
 
 @router.post("/clock")

@@ -61,8 +61,12 @@ def _common(store: Store, body: APIKeyCreateRequest, org_id: str) -> KeyFields:
     if expires_at is not None and expires_at <= store.clock.now():
         raise validation_error(["body", "expires_at"], "expires_at must be in the future")
     _check_lifetime_cap(store, org_id, expires_at)
-    if body.role_id is not None and str(body.role_id) not in WORKSPACE_ROLES:
-        raise validation_error(["body", "role_id"], "unknown workspace role_id")
+    if body.role_id is not None:
+        custom = store.orgs[org_id].roles.get(str(body.role_id))
+        if str(body.role_id) not in WORKSPACE_ROLES and (
+            custom is None or custom.access_scope != "workspace"
+        ):
+            raise validation_error(["body", "role_id"], "unknown workspace role_id")
     role = str(body.role_id) if body.role_id else None
     if role is None:
         role = WORKSPACE_READER if body.read_only else WORKSPACE_ADMIN

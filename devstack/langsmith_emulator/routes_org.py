@@ -17,38 +17,20 @@ from .clock import as_aware, iso
 from .errors import ApiError, validation_error
 from .models import WorkspaceCreate, WorkspacePatch
 from .responses import ok
-from .state import (
-    ROLE_NAMES,
-    WORKSPACE_ADMIN,
-    WORKSPACE_READER,
-    Workspace,
-)
+from .state import Workspace
 from .usage import limit_info
 
 router = APIRouter(tags=["workspaces"])
 
-_PERMISSIONS = {
-    WORKSPACE_ADMIN: [
-        "projects:create",
-        "projects:read",
-        "projects:update",
-        "projects:delete",
-        "runs:create",
-        "runs:read",
-        "workspaces:manage",
-    ],
-    WORKSPACE_READER: ["projects:read", "runs:read"],
-}
-
 
 def _for_user(ws: Workspace, principal: Principal) -> dict[str, Any]:
-    role = principal.key.role_id
+    role = principal.role
     return {
         **ws.tenant_json(),
-        "read_only": role == WORKSPACE_READER,
-        "role_id": role,
-        "role_name": ROLE_NAMES.get(role),
-        "permissions": _PERMISSIONS.get(role, []),
+        "read_only": principal.key.read_only,
+        "role_id": principal.key.role_id,
+        "role_name": role.name if role else None,
+        "permissions": sorted(principal.permissions),
     }
 
 

@@ -41,6 +41,7 @@ def org_info_json(org: Organization) -> dict[str, Any]:
             "can_use_audit_logs": True,
             "can_set_api_key_max_expiry": True,
             "enable_querying_v2_endpoints": True,
+            "can_use_abac": org.abac.enabled,  # the /_emulator/abac switch
         },
         "is_personal": False,
         "tier": "enterprise",

@@ -89,14 +89,19 @@ async def create_session(
     ws, store = principal.workspace, principal.store
     assert ws is not None
     name = body.name or f"project-{store.clock.now():%Y%m%d%H%M%S%f}"
+    tag_values = list(dict.fromkeys(str(v) for v in body.tag_value_ids or []))
     with store.lock:
         existing_id = ws.project_names.get(name)
         if existing_id is not None:
-            if upsert:
+            if upsert:  # the existing project, as it is: tag_value_ids are not applied to it
                 return ok(ws.projects[existing_id].base_json())
             raise ApiError(409, CONFLICT)
         if body.id is not None and str(body.id) in store.project_index:
             raise ApiError(409, CONFLICT)
+        # Tags are applied in the same step as the create: an unknown value creates nothing.
+        for value_id in tag_values:
+            if value_id not in ws.tags.values:
+                raise ApiError(404, f"Tag value {value_id} not found")
         project = store.create_project(
             ws,
             name,
@@ -111,6 +116,9 @@ async def create_session(
             ),
             trace_tier=body.trace_tier.value if body.trace_tier else None,
         )
+        now = store.clock.now()
+        for value_id in tag_values:
+            ws.tags.add_tagging(value_id, "project", project.id, now)
     return ok(project.base_json())
 
 
@@ -141,6 +149,7 @@ async def list_sessions(
     limit: Annotated[int, Query(ge=1, le=100)] = 100,
     include_stats: bool = False,
     stats_start_time: datetime | None = None,
+    tag_value_id: Annotated[list[UUID] | None, Query()] = None,
 ) -> Response:
     ws = principal.workspace
     assert ws is not None
@@ -176,8 +185,13 @@ async def list_sessions(
                     ((p.extra or {}).get("metadata") or {}).get(k) == v for k, v in meta.items()
                 )
             )
+        if tag_value_id:  # projects carrying any of these tag values
+            values = {str(v) for v in tag_value_id}
+            filters.append(lambda p: ws.tags.has_any("project", p.id, values))
         if filters:
             candidates = [p for p in candidates if all(f(p) for f in filters)]
+        # Access policies: the projects the key may not read are left out (or a 403).
+        candidates = principal.scope("projects:read", candidates)
         page = candidates[offset : offset + limit]
         start = as_aware(stats_start_time)
         body = [session_json(p, include_stats, start) for p in page]
@@ -193,6 +207,7 @@ async def read_session(
 ) -> Response:
     with principal.store.lock:
         project = _get_project(principal, session_id)
+        principal.check("projects:read", project)
         return ok(session_json(project, include_stats, as_aware(stats_start_time)))
 
 
@@ -207,6 +222,7 @@ async def update_session(
     fields = body.model_dump(exclude_unset=True)
     with store.lock:
         project = _get_project(principal, session_id)
+        principal.check("projects:update", project)
         new_name = fields.pop("name", None)
         if new_name is not None and new_name != project.name:
             if new_name in ws.project_names:
@@ -231,6 +247,7 @@ async def delete_session(
     assert ws is not None
     with principal.store.lock:
         project = _get_project(principal, session_id)
+        principal.check("projects:delete", project)
         principal.store.delete_project(ws, project)
     return ok(None)
 
@@ -240,12 +257,15 @@ async def delete_sessions(
     principal: Annotated[Principal, Depends(ws_write)],
     session_ids: Annotated[list[UUID], Query()],
 ) -> Response:
-    """Bulk delete: ids not in this workspace are ignored."""
+    """Bulk delete: ids not in this workspace are ignored; one the key may not delete
+    refuses the whole request (403), deleting nothing."""
     ws = principal.workspace
     assert ws is not None
     with principal.store.lock:
-        for sid in session_ids:
-            project = ws.projects.get(str(sid))
-            if project is not None:
-                principal.store.delete_project(ws, project)
+        wanted = dict.fromkeys(str(sid) for sid in session_ids)
+        projects = [ws.projects[sid] for sid in wanted if sid in ws.projects]
+        for project in projects:
+            principal.check("projects:delete", project)
+        for project in projects:
+            principal.store.delete_project(ws, project)
     return ok(None)

@@ -163,7 +163,11 @@ def run_json(run: Run, ws: Workspace) -> dict[str, Any]:
 _UNSUPPORTED = ("query", "filter", "trace_filter", "tree_filter", "search_filter")
 
 
-def _select_runs(ws: Workspace, q: RunStatsQueryParams | RunsQueryBody) -> Iterator[Run]:
+def _select_runs(principal: Principal, q: RunStatsQueryParams | RunsQueryBody) -> Iterator[Run]:
+    """The runs matching ``q`` in the projects the key may read runs of: a named project it
+    may not is a 403; without ``session`` the others are left out (or a 403, auth.scope)."""
+    ws = principal.workspace
+    assert ws is not None
     for name in _UNSUPPORTED:
         if getattr(q, name):
             raise ApiError(400, f"'{name}' expressions are not supported by the emulator")
@@ -173,9 +177,10 @@ def _select_runs(ws: Workspace, q: RunStatsQueryParams | RunsQueryBody) -> Itera
             project = ws.projects.get(str(sid))
             if project is None:
                 raise ApiError(404, f"Session {sid} not found")
+            principal.check("runs:read", project)
             projects.append(project)
     else:
-        projects = list(ws.projects.values())
+        projects = principal.scope("runs:read", list(ws.projects.values()))
     ids = {str(i) for i in q.id} if q.id else None
     trace = str(q.trace) if q.trace else None
     parent = str(q.parent_run) if q.parent_run else None
@@ -234,7 +239,7 @@ async def query_runs(
     assert ws is not None
     offset = _decode_cursor(body.cursor)
     with principal.store.lock:
-        runs = list(_select_runs(ws, body))
+        runs = list(_select_runs(principal, body))
         runs.sort(key=lambda r: (r.start_time, r.id), reverse=body.order == "desc")
         page = runs[offset : offset + body.limit]
         more = offset + body.limit < len(runs)
@@ -275,7 +280,7 @@ async def stats_runs(
     ws = principal.workspace
     assert ws is not None
     with principal.store.lock:
-        runs = list(_select_runs(ws, body))
+        runs = list(_select_runs(principal, body))
         if not body.group_by:
             return ok(run_stats(runs))
         attribute = body.group_by.get("attribute")
@@ -301,4 +306,5 @@ async def read_run(run_id: UUID, principal: Annotated[Principal, Depends(ws_read
         run = principal.store.find_run(ws, str(run_id))
         if run is None:
             raise ApiError(404, "Run not found")
+        principal.check("runs:read", ws.projects[run.project_id])  # the run's project's tags
         return ok(run_json(run, ws))

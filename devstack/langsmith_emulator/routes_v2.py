@@ -51,7 +51,7 @@ async def query(request: Request, principal: Annotated[Principal, Depends(ws_rea
     ws = principal.workspace
     assert ws is not None
     with principal.store.lock:
-        return ok(query_runs(principal.store, ws, body))
+        return ok(query_runs(principal, body))
 
 
 @router.get("/v2/runs/{run_id}")
@@ -67,6 +67,8 @@ async def retrieve(
     chosen = check_selects(selects or ["ID"])
     with principal.store.lock:
         project = ws.projects.get(str(project_id))
+        if project is not None:
+            principal.check("runs:read", project)
         run = project.runs.get(str(run_id)) if project else None
         # start_time locates the run (with project_id); another start time finds nothing.
         if project is None or run is None or run.start_time != as_aware(start_time):

@@ -15,12 +15,13 @@ from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
+from .auth import Principal
 from .clock import as_aware, iso, parse_dt
 from .errors import ApiError
 from .models import QueryRunsBody
 from .openapi import enum_values
 from .routes_runs import as_object, parent_ids
-from .state import Project, Run, Store, Workspace
+from .state import Project, Run, Store
 
 DEFAULT_WINDOW = timedelta(days=1)  # min_start_time "defaults to 1 day ago"
 PREVIEW_CHARS = 200
@@ -204,7 +205,11 @@ def _after_cursor(key: tuple[datetime, str], last: tuple[datetime, str], desc: b
     return key < last if desc else key > last
 
 
-def _projects(ws: Workspace, body: QueryRunsBody) -> list[Project]:
+def _projects(principal: Principal, body: QueryRunsBody) -> list[Project]:
+    """The projects to read runs of: each named one must be readable (403 otherwise); a
+    dataset's are kept to the readable ones (or a 403, auth.scope)."""
+    ws = principal.workspace
+    assert ws is not None
     if bool(body.project_ids) == (body.reference_dataset_id is not None):
         raise ApiError(
             400,
@@ -213,12 +218,14 @@ def _projects(ws: Workspace, body: QueryRunsBody) -> list[Project]:
         )
     if body.reference_dataset_id is not None:
         dataset = str(body.reference_dataset_id)
-        return [p for p in ws.projects.values() if p.reference_dataset_id == dataset]
+        linked = [p for p in ws.projects.values() if p.reference_dataset_id == dataset]
+        return principal.scope("runs:read", linked)
     projects = []
     for pid in dict.fromkeys(str(p) for p in body.project_ids or []):
         project = ws.projects.get(pid)
         if project is None:  # another workspace's project is as unknown as a made-up id
             raise ApiError(404, f"session {pid} not found")
+        principal.check("runs:read", project)
         projects.append(project)
     return projects
 
@@ -255,7 +262,7 @@ def _matches(run: Run, body: QueryRunsBody, start: datetime, end: datetime) -> b
     return True
 
 
-def query_runs(store: Store, ws: Workspace, body: QueryRunsBody) -> dict[str, Any]:
+def query_runs(principal: Principal, body: QueryRunsBody) -> dict[str, Any]:
     """``query.QueryRunsResponseBody`` {items, next_cursor?, has_more}. Call under store.lock."""
     for name in NOT_EVALUATED:
         if getattr(body, name):
@@ -267,8 +274,8 @@ def query_runs(store: Store, ws: Workspace, body: QueryRunsBody) -> dict[str, An
     if body.include_subtree_usage:
         raise ApiError(400, "'include_subtree_usage' is not supported by the emulator")
     selects = check_selects(body.selects or ["ID"])
-    projects = _projects(ws, body)
-    start, end = _window(store, body, projects)
+    projects = _projects(principal, body)
+    start, end = _window(principal.store, body, projects)
     ids = {str(i) for i in body.ids} if body.ids else None
     runs = [
         run

@@ -15,8 +15,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from .abac import AbacSettings, AccessPolicy
 from .audit import AuditLog
 from .clock import Clock, iso
+from .tags import WorkspaceTags
 
 # Fixed role ids (deterministic, documented in docs/langsmith-emulator.md).
 _ROLE_NS = uuid.UUID("6f1c8a52-0d4e-4b8e-9a57-3c2f0e7d1b90")
@@ -55,6 +57,31 @@ def hash_secret(secret: str) -> str:
 KEY_EXPIRY_CAPS = ("max_api_key_expiry_days", "max_service_key_expiry_days")
 
 
+@dataclass(eq=False)
+class Role:
+    """A role: the four fixed ones (rbac.builtin_roles) or an org's custom workspace role."""
+
+    id: str
+    name: str
+    display_name: str
+    description: str
+    permissions: list[str]
+    access_scope: str  # "workspace" or "organization" (the spec's AccessScope)
+    organization_id: str | None = None  # None for the fixed roles
+
+    def to_json(self) -> dict[str, Any]:
+        """``Role``."""
+        return {
+            "id": self.id,
+            "name": self.name,
+            "display_name": self.display_name,
+            "description": self.description,
+            "organization_id": self.organization_id,
+            "permissions": list(self.permissions),
+            "access_scope": self.access_scope,
+        }
+
+
 @dataclass
 class Organization:
     id: str
@@ -62,6 +89,16 @@ class Organization:
     created_at: datetime
     # OrganizationUpdate fields set through PATCH /orgs/current/info or the control API.
     settings: dict[str, Any] = field(default_factory=dict)
+    # Custom workspace roles (POST /orgs/current/roles), by id.
+    roles: dict[str, Role] = field(default_factory=dict)
+    # Access policies (POST /v1/platform/orgs/current/access-policies), by id.
+    policies: dict[str, AccessPolicy] = field(default_factory=dict)
+    # Whether the org has ABAC, and the readings of what LangSmith leaves unsaid (/_emulator/abac).
+    abac: AbacSettings = field(default_factory=AbacSettings)
+
+    def policies_of(self, role_id: str) -> list[AccessPolicy]:
+        """The access policies attached to a role."""
+        return [p for p in self.policies.values() if role_id in p.role_ids]
 
     def key_expiry_cap_days(self) -> int | None:
         """The cap on a service key's lifetime, in days, or None.
@@ -114,6 +151,11 @@ class Workspace:
     traces: list[tuple[datetime, str, str | None]] = field(default_factory=list)
     # (year, month, tier) -> number of traces whose first run arrived that month
     monthly_traces: dict[tuple[int, int, str], int] = field(default_factory=dict)
+    # Resource tags (tag keys, values, taggings), with LangSmith's default keys.
+    tags: WorkspaceTags = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.tags = WorkspaceTags.with_defaults(self.created_at)
 
     def tenant_json(self) -> dict[str, Any]:
         return {
@@ -403,6 +445,7 @@ class Store:
             if ws.project_names.get(project.name) == project.id:
                 del ws.project_names[project.name]
             self.project_index.pop(project.id, None)
+            ws.tags.drop_resource("project", project.id)
             for run_id in project.runs:
                 self.run_index.pop(run_id, None)
             ws.projects_version += 1
@@ -448,4 +491,9 @@ class Store:
                     for p in ws.projects.values()
                 ],
                 "run_count": len(self.run_index),
+                "abac": self.orgs[self.bootstrap.org_id].abac.to_json(),
+                "roles": [r.to_json() for o in self.orgs.values() for r in o.roles.values()],
+                "access_policies": [
+                    p.to_json() for o in self.orgs.values() for p in o.policies.values()
+                ],
             }

@@ -42,7 +42,7 @@ from .control_schema import (
     RequestCounts,
     RequestLogEntry,
 )
-from .errors import ErrorStyle, error_body, error_style
+from .errors import PLATFORM_SERVICE, ErrorStyle, error_body, error_style
 from .models import FaultSpec
 from .ratelimits import CLOUD_RATE_LIMITS, LEGACY_NAMES, SOURCE_URL, rate_limit_class
 from .responses import _dumps
@@ -58,9 +58,10 @@ UNMATCHED = "(unmatched)"
 
 def normalize_route(route: str) -> str:
     """``/sessions/{id}`` and ``/api/v1/sessions/{id}`` -> ``/api/v1/sessions/{id}``;
-    ``/v2/runs/query`` and ``/api/v2/runs/query`` -> ``/api/v2/runs/query``."""
+    ``/v2/runs/query`` and ``/api/v2/runs/query`` -> ``/api/v2/runs/query``; the platform
+    service's ``/v1/platform/...`` paths stay as the spec writes them."""
     route = route.strip()
-    if route in ("*", "") or route.startswith("/api/") or route == UNMATCHED:
+    if route in ("*", "") or route.startswith(("/api/", PLATFORM_SERVICE)) or route == UNMATCHED:
         return route or "*"
     if not route.startswith("/"):
         route = "/" + route

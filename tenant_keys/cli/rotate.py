@@ -33,7 +33,9 @@ def rotate(
         if rotation_id is not None:
             validate_rotation_id(rotation_id)
         # Every named tenant valid and onboarded before the first flow run or lock.
-        target: Any = "all" if all_tenants else rotation_targets(get_services(), tenants or [])
+        target: Any = (
+            "all" if all_tenants else list(rotation_targets(get_services(), tenants or []))
+        )
 
         def call() -> Any:
             return rotate_keys(target, rotation_id=rotation_id, dry_run=dry_run, return_state=True)

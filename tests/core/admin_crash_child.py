@@ -10,13 +10,21 @@ import sys
 from collections.abc import Callable
 
 import tenant_keys.admin_rotation as protocol
+from tenant_keys.admin_secret import AdminSecretStore
 from tenant_keys.langsmith import LangSmithAdmin
-from tenant_keys.layout import CURRENT
-from tenant_keys.secret_store import SecretStore
+from tenant_keys.layout import PENDING
 from tests.core.admin_helpers import services_for
 from tests.core.crash_child import die_after
 
 BOUNDARIES: dict[str, Callable[[], None]] = {
+    # AWSPENDING written: the new key stored, the step not yet returned (write 1).
+    "mid-create": lambda: setattr(
+        AdminSecretStore,
+        "put_admin_version",
+        die_after(
+            AdminSecretStore.put_admin_version, lambda self, record, **k: k["stage"] == PENDING
+        ),
+    ),
     "after-create": lambda: setattr(
         protocol, "create_pending_admin_key", die_after(protocol.create_pending_admin_key)
     ),
@@ -29,16 +37,11 @@ BOUNDARIES: dict[str, Callable[[], None]] = {
     "after-test": lambda: setattr(
         protocol, "test_pending_admin_key", die_after(protocol.test_pending_admin_key)
     ),
-    # AWSCURRENT moved, the old version not yet marked RETIRE_PENDING.
-    "mid-promote": lambda: setattr(
-        SecretStore,
-        "move_label",
-        die_after(SecretStore.move_label, lambda self, t, label, **k: label == CURRENT),
-    ),
+    # AWSCURRENT moved onto the new key (write 2, the last).
     "after-promote": lambda: setattr(
         protocol, "promote_pending_admin_key", die_after(protocol.promote_pending_admin_key)
     ),
-    # The old key deleted at LangSmith, its label not yet dropped (`main` arms it with the old
+    # The old key deleted at LangSmith, its death not yet proven (`main` arms it with the old
     # key's id: the test step's probe is deleted through the same call).
     "mid-retire": lambda: None,
 }

@@ -13,7 +13,7 @@ from typing import Any
 
 import tenant_keys.rotation as protocol
 from tenant_keys.langsmith import LangSmithAdmin
-from tenant_keys.layout import CURRENT
+from tenant_keys.layout import PENDING
 from tenant_keys.secret_store import SecretStore
 from tenant_keys.services import get_services
 
@@ -39,16 +39,17 @@ BOUNDARIES: dict[str, Callable[[], None]] = {
     "after-test": lambda: setattr(
         protocol, "test_pending_key", die_after(protocol.test_pending_key)
     ),
-    # AWSCURRENT moved, the old version not yet marked RETIRE_PENDING.
-    "mid-promote": lambda: setattr(
+    # AWSPENDING written: the key stored, the function not yet returned.
+    "mid-create": lambda: setattr(
         SecretStore,
-        "move_label",
-        die_after(SecretStore.move_label, lambda self, t, label, **k: label == CURRENT),
+        "put_version",
+        die_after(SecretStore.put_version, lambda self, t, record, **k: k["stage"] == PENDING),
     ),
+    # AWSCURRENT moved onto the new key (the protocol's second and last write).
     "after-promote": lambda: setattr(
         protocol, "promote_pending_key", die_after(protocol.promote_pending_key)
     ),
-    # The old key deleted at LangSmith, its label not yet dropped.
+    # The old key deleted at LangSmith, the driver not yet returned.
     "mid-retire": lambda: setattr(
         LangSmithAdmin, "delete_key", die_after(LangSmithAdmin.delete_key)
     ),

@@ -12,7 +12,7 @@ import pytest
 
 from devstack.stack import LocalStack
 from tenant_keys.admin_rotation import NoAdminLock, rotate_admin
-from tenant_keys.layout import PENDING, RETIRE_PENDING
+from tenant_keys.layout import CURRENT, PENDING
 from tests.core.admin_crash_child import BOUNDARIES
 from tests.core.admin_helpers import admin_keys, key_state, new_admin_secret, services_for
 from tests.core.crash_child import CRASH_EXIT_CODE
@@ -60,7 +60,8 @@ def test_rerun_after_a_crash_converges_with_one_new_admin_key(
         state = services.admin_secret.describe_admin()
         mine = [k for k in admin_keys(backends, ROTATION) if k["created_by_key_id"] == old_key_id]
         assert record.rotation_id == ROTATION and record.key_id != old_key_id
-        assert state.version_with(PENDING) is None and state.version_with(RETIRE_PENDING) is None
+        assert state.version_with(PENDING) == state.version_with(CURRENT), "finished"
+        assert record.previous_key_id == old_key_id
         assert key_state(backends, old_key_id)["deleted"], "the old admin key is deleted"
         minted = [k for k in mine if k["role_in_tool"] == "admin"]
         assert [k["id"] for k in minted] == [record.key_id], "exactly one admin key minted"

@@ -11,12 +11,11 @@ from pathlib import Path
 import pytest
 
 from devstack.stack import LocalStack
-from tenant_keys.layout import PENDING, RETIRE_PENDING
 from tenant_keys.onboarding import onboard
 from tenant_keys.rotation import rotate
 from tenant_keys.services import get_services
 from tests.core.crash_child import BOUNDARIES, CRASH_EXIT_CODE
-from tests.invariants import current_key_works, live_tool_keys, minted_keys
+from tests.invariants import assert_finished, current_key_works, live_tool_keys, minted_keys
 
 ROTATION = "r-crash"
 ROOT = Path(__file__).resolve().parents[2]
@@ -56,7 +55,6 @@ def test_rerun_after_a_crash_converges_without_a_second_key(
     assert record.rotation_id == ROTATION
     assert current_key_works(tenant_id)
     assert live_tool_keys(backends, tenant_id) == {record.key_id}
-    state = get_services().store.describe(tenant_id)
-    assert state.version_with(PENDING) is None and state.version_with(RETIRE_PENDING) is None
+    assert_finished(tenant_id)
     minted = minted_keys(backends, tenant_id, ROTATION)
     assert len(minted) == 1, f"the rotation minted {len(minted)} keys; it must mint exactly one"

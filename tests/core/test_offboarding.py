@@ -49,7 +49,8 @@ def _onboarded_with_extra_keys(backends: LocalStack, tenant_id: str) -> set[str]
     onboard_tenants([tenant_id])
     services = get_services()
     rotate(services, tenant_id, "r-before-leaving", retire_now=True)
-    create_pending_key(services, tenant_id, "r-stopped", services.store.describe(tenant_id))
+    state, current = services.store.describe(tenant_id), services.store.read(tenant_id)
+    create_pending_key(services, tenant_id, "r-stopped", state, current)
     mint_key(services, tenant_id, "r-orphan")
     keys = live_tool_keys(backends, tenant_id)
     assert len(keys) == 3

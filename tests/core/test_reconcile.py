@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 
 from devstack.stack import LocalStack
-from tenant_keys.keys import mint_key, record_for
+from tenant_keys.keys import KeyHome, mint_key, record_for
 from tenant_keys.layout import CURRENT, PENDING, RETIRE_PENDING
 from tenant_keys.locks import NoLocks
 from tenant_keys.models import key_description, new_rotation_id, utcnow, version_token
@@ -19,13 +19,18 @@ from tenant_keys.rotation import (
     PendingKey,
     create_pending_key,
     promote_pending_key,
-    retire_old_key,
+    retire_previous_key,
 )
 from tenant_keys.rotation import (
     test_pending_key as check_pending_key,  # renamed: pytest would collect a test_* name
 )
 from tenant_keys.services import get_services
-from tests.invariants import assert_no_orphans, current_key_works, live_tool_keys
+from tests.invariants import (
+    assert_finished,
+    assert_no_orphans,
+    current_key_works,
+    live_tool_keys,
+)
 
 pytestmark = pytest.mark.usefixtures("backends")
 
@@ -72,17 +77,17 @@ def _key_states(backends: LocalStack) -> dict[str, object]:
 def _stop_after_create(tenant_id: str, rotation_id: str) -> str:
     """A rotation whose process died right after step 1: a key stored as AWSPENDING."""
     services = get_services()
-    state = services.store.describe(tenant_id)
-    pending = create_pending_key(services, tenant_id, rotation_id, state)
+    state, current = services.store.describe(tenant_id), services.store.read(tenant_id)
+    pending = create_pending_key(services, tenant_id, rotation_id, state, current)
     assert pending is not None
     return pending.key_id
 
 
 def _stop_after_promote(tenant_id: str, rotation_id: str) -> str:
-    """A rotation that promoted its key and died before the retire: RETIRE_PENDING is left."""
+    """A rotation that promoted its key and died before the retire: the old key lives on."""
     services = get_services()
-    state = services.store.describe(tenant_id)
-    pending = create_pending_key(services, tenant_id, rotation_id, state)
+    state, current = services.store.describe(tenant_id), services.store.read(tenant_id)
+    pending = create_pending_key(services, tenant_id, rotation_id, state, current)
     assert pending is not None
     check_pending_key(services, tenant_id, pending)
     promote_pending_key(services, tenant_id, pending, state)
@@ -103,28 +108,23 @@ def test_a_rotation_stopped_after_create_is_resumed_with_its_own_key(
     assert current_key_works(tenant_id)
     assert live_tool_keys(backends, tenant_id) == {new_key}
     assert old_key not in live_tool_keys(backends, tenant_id)
-    assert {PENDING, RETIRE_PENDING}.isdisjoint(_labels(tenant_id))
+    assert_finished(tenant_id)
     _assert_nothing_to_do(tenant_id)
 
 
-def test_a_promotion_stopped_half_way_is_finished(backends: LocalStack, tenant_id: str) -> None:
+def test_a_rotation_stopped_after_its_promotion_has_its_old_key_retired(
+    backends: LocalStack, tenant_id: str
+) -> None:
     old_key = _onboarded(tenant_id)
-    services = get_services()
-    before = services.store.describe(tenant_id)
-    new_key = _stop_after_create(tenant_id, "r-midpromote")
-    # AWSCURRENT moved to the new version; AWSPENDING still on it, nothing marked for retire.
-    pending_version = services.store.describe(tenant_id).version_with(PENDING)
-    assert pending_version is not None
-    services.store.move_label(
-        tenant_id, CURRENT, to_version=pending_version, from_version=before.version_with(CURRENT)
-    )
+    new_key = _stop_after_promote(tenant_id, "r-promoted")
+    assert old_key in live_tool_keys(backends, tenant_id)
 
     report = _reconcile([tenant_id], apply=True)
 
-    assert _repairs(report, tenant_id) == [("resume-rotation", "done")]
-    assert services.store.read(tenant_id).key_id == new_key
+    assert _repairs(report, tenant_id) == [("retire", "done")]
+    assert get_services().store.read(tenant_id).key_id == new_key
     assert live_tool_keys(backends, tenant_id) == {new_key}, f"old key {old_key} must be retired"
-    assert {PENDING, RETIRE_PENDING}.isdisjoint(_labels(tenant_id))
+    assert_finished(tenant_id)
     _assert_nothing_to_do(tenant_id)
 
 
@@ -144,16 +144,36 @@ def test_a_pending_key_deleted_behind_the_tool_is_discarded(
     _assert_nothing_to_do(tenant_id)
 
 
-def test_retire_pending_is_retired(backends: LocalStack, tenant_id: str) -> None:
+def test_a_retire_pending_label_of_the_tools_earlier_versions_is_retired(
+    backends: LocalStack, tenant_id: str
+) -> None:
+    """Earlier versions marked the old key's version RETIRE_PENDING, dropped AWSPENDING, and
+    wrote records that do not name the key they replaced."""
     old_key = _onboarded(tenant_id)
-    new_key = _stop_after_promote(tenant_id, "r-unretired")
-    assert old_key in live_tool_keys(backends, tenant_id)
+    services = get_services()
+    state, base = services.store.describe(tenant_id), services.store.read(tenant_id)
+    created = services.langsmith.create_key(key_description(tenant_id, "r-old"), expires_at=None)
+    record = record_for(
+        created,
+        project_id=base.project_id,
+        project_name=base.project_name,
+        workspace_id=base.workspace_id,
+        rotation_id="r-old",
+    )
+    token = version_token(tenant_id, "r-old")
+    services.store.put_pending(tenant_id, record, token=token)
+    old_version = state.version_with(CURRENT)
+    services.store.move_label(tenant_id, CURRENT, to_version=token, from_version=old_version)
+    assert old_version is not None
+    services.store.move_label(tenant_id, RETIRE_PENDING, to_version=old_version, from_version=None)
+    services.store.remove_label(tenant_id, PENDING, from_version=token)
 
     report = _reconcile([tenant_id], apply=True)
 
     assert _repairs(report, tenant_id) == [("retire", "done")]
-    assert live_tool_keys(backends, tenant_id) == {new_key}
-    assert RETIRE_PENDING not in _labels(tenant_id)
+    assert live_tool_keys(backends, tenant_id) == {created.id}
+    assert old_key not in live_tool_keys(backends, tenant_id)
+    assert_finished(tenant_id)
     assert current_key_works(tenant_id)
     _assert_nothing_to_do(tenant_id)
 
@@ -174,7 +194,7 @@ def test_a_current_key_deleted_behind_the_tool_is_replaced_loudly(
     assert record.key_id == row.new_key_id and record.rotation_id == report.rotation_id
     assert current_key_works(tenant_id)
     assert live_tool_keys(backends, tenant_id) == {record.key_id}
-    assert {PENDING, RETIRE_PENDING}.isdisjoint(_labels(tenant_id))
+    assert_finished(tenant_id)
     _assert_nothing_to_do(tenant_id)
 
 
@@ -192,13 +212,14 @@ def test_a_key_close_to_expiry_is_rotated_early(backends: LocalStack, tenant_id:
         project_name=base.project_name,
         workspace_id=base.workspace_id,
         rotation_id="r-short",
+        previous_key_id=base.key_id,
     )
     state = services.store.describe(tenant_id)
     token = version_token(tenant_id, "r-short")
     services.store.put_pending(tenant_id, record, token=token)
-    pending = PendingKey(token=token, key_id=created.id, resumed=False)
+    pending = PendingKey(token=token, key_id=created.id, resumed=False, record=record)
     promote_pending_key(services, tenant_id, pending, state)
-    retire_old_key(services, tenant_id, grace_seconds=0, state=services.store.describe(tenant_id))
+    retire_previous_key(services, tenant_id, record, KeyHome.of(state.tags), grace_seconds=0)
     assert services.store.read(tenant_id).key_id == created.id
 
     report = _reconcile([tenant_id], apply=True)
@@ -251,7 +272,7 @@ def test_dry_run_plans_every_repair_and_changes_nothing(
 ) -> None:
     _onboarded(tenant_id)
     services = get_services()
-    _stop_after_promote(tenant_id, "r-dry")  # RETIRE_PENDING left behind
+    _stop_after_promote(tenant_id, "r-dry")  # the old key left alive
     orphan = mint_key(services, tenant_id, "r-dry-orphan").id
     secret_before = services.store.describe(tenant_id)
     keys_before = _key_states(backends)

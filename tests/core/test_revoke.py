@@ -16,14 +16,14 @@ from devstack.stack import LocalStack
 from tenant_keys.errors import BadInput
 from tenant_keys.incident import Incident, IncidentDetails
 from tenant_keys.keys import record_for
-from tenant_keys.layout import PENDING, RETIRE_PENDING, STATUS_NO_KEY, TAG_STATUS
+from tenant_keys.layout import PENDING, PREVIOUS, STATUS_NO_KEY, TAG_STATUS
 from tenant_keys.locks import NoLocks
 from tenant_keys.models import key_description, key_fingerprint, utcnow, version_token
 from tenant_keys.revocation import RevokeOutcome, find_leaked_key, request_from, revoke
 from tenant_keys.rotation import RotationResult, rotate
 from tenant_keys.services import Services
 from tests.core.conftest import ThreadLocks
-from tests.invariants import assert_no_orphans, current_key_works, live_tool_keys
+from tests.invariants import assert_finished, assert_no_orphans, current_key_works, live_tool_keys
 
 Onboard = Callable[[str], str]
 DELETE = "/api/v1/api-key/{api_key_id}"
@@ -59,7 +59,7 @@ def _labels(services: Services, tenant_id: str) -> set[str]:
 
 
 def _stuck_retire(backends: LocalStack, services: Services, tenant_id: str) -> None:
-    """A rotation whose retire failed: the old key lives on under RETIRE_PENDING."""
+    """A rotation whose retire failed: the old key lives on (AWSPREVIOUS, still listed)."""
     backends.langsmith.control.inject_fault(method="DELETE", route=DELETE, status=500, count=50)
     assert rotate(services, tenant_id, "r-stuck", retire_now=True).outcome == "retire-failed"
     backends.langsmith.control.clear_faults()
@@ -120,10 +120,10 @@ def test_scope_all_revokes_every_key_minted_for_the_tenant(
     record = services.store.read(tenant_id)
     assert live_tool_keys(backends, tenant_id) == {record.key_id}
     assert current_key_works(tenant_id)
-    assert {PENDING, RETIRE_PENDING}.isdisjoint(_labels(services, tenant_id))
+    assert_finished(tenant_id)
     held = {k.key_id: k.labels for k in outcome.revoked}
     assert held[orphan.id] == [], "found by LangSmith's listing, not in the secret"
-    assert RETIRE_PENDING in held[first_id]
+    assert held[first_id] == [PREVIOUS], "the key a failed retire left alive"
     assert_no_orphans(backends, tenant_id)
 
 
@@ -245,7 +245,7 @@ def test_a_revoke_racing_a_rotation_ends_with_the_suspect_dead_and_one_live_key(
     assert record.key_id != first_id, "the compromised key never stays current"
     assert live_tool_keys(backends, tenant_id) == {record.key_id}, "exactly one live key"
     assert current_key_works(tenant_id)
-    assert {PENDING, RETIRE_PENDING}.isdisjoint(_labels(services, tenant_id))
+    assert_finished(tenant_id)
 
 
 def test_a_rerun_of_the_same_incident_does_not_revoke_its_own_replacement(

@@ -10,17 +10,24 @@ from collections.abc import Callable
 from dataclasses import replace
 
 import boto3
+import httpx
 import pytest
 from pydantic import SecretStr
 
 from devstack.stack import LocalStack
 from tenant_keys.errors import SecretStoreError
 from tenant_keys.langsmith import LangSmithAdmin
-from tenant_keys.layout import CURRENT, PENDING, RETIRE_PENDING, TAG_OFFBOARDING
+from tenant_keys.layout import CURRENT, PENDING, TAG_OFFBOARDING
 from tenant_keys.rotation import retire, rotate, rotation_targets
 from tenant_keys.secret_store import SecretStore
 from tenant_keys.services import Services
-from tests.invariants import assert_no_orphans, current_key_works, live_tool_keys, minted_keys
+from tests.invariants import (
+    assert_finished,
+    assert_no_orphans,
+    current_key_works,
+    live_tool_keys,
+    minted_keys,
+)
 
 DELETE_KEY = "/api/v1/api-key/{api_key_id}"
 Onboard = Callable[[str], str]
@@ -49,7 +56,7 @@ def test_rotation_replaces_the_key_and_deletes_the_old_one(
     assert record.key_id == result.new_key_id and record.rotation_id == "r-happy"
     assert current_key_works(tenant_id)
     assert not services.langsmith.authenticates(old_record.api_key), "the old key must be dead"
-    assert {PENDING, RETIRE_PENDING}.isdisjoint(_labels(services, tenant_id))
+    assert_finished(tenant_id)
     assert live_tool_keys(backends, tenant_id) == {record.key_id}
     assert [e.name for e in result.events] == ["tenant-keys.key.rotated"]
 
@@ -138,7 +145,7 @@ def test_a_transient_fault_at_any_step_still_converges(
     assert record.key_id != old_key
     assert current_key_works(tenant_id)
     assert live_tool_keys(backends, tenant_id) == {record.key_id}
-    assert {PENDING, RETIRE_PENDING}.isdisjoint(_labels(services, tenant_id))
+    assert_finished(tenant_id)
 
 
 def test_store_error_while_storing_pending_deletes_the_new_key(
@@ -183,13 +190,13 @@ def test_delete_failing_after_promotion_keeps_the_durable_record(
         "tenant-keys.retire.failed",
     ]
     assert current_key_works(tenant_id)
-    assert services.store.read(tenant_id, stage=RETIRE_PENDING).key_id == old_key
-    assert old_key in live_tool_keys(backends, tenant_id)
+    assert services.store.read(tenant_id).previous_key_id == old_key, "the record names it"
+    assert old_key in live_tool_keys(backends, tenant_id), "and LangSmith still lists it"
 
     # The next rotation first finishes the retire, then rotates.
     assert rotate(services, tenant_id, "r-after-stuck", retire_now=True).outcome == "rotated"
     assert old_key not in live_tool_keys(backends, tenant_id)
-    assert RETIRE_PENDING not in _labels(services, tenant_id)
+    assert_finished(tenant_id)
     assert_no_orphans(backends, tenant_id)
 
 
@@ -218,7 +225,7 @@ def test_a_tenant_being_offboarded_is_not_rotated(
     assert result.outcome == "offboarding"
     assert services.store.read(tenant_id).key_id == key
     assert _mints(backends) == mints, "no key minted for a leaving tenant"
-    assert tenant_id not in rotation_targets(services, "all")
+    assert tenant_id not in list(rotation_targets(services, "all"))
 
 
 def test_with_a_grace_window_the_old_key_waits_then_is_retired(
@@ -227,20 +234,18 @@ def test_with_a_grace_window_the_old_key_waits_then_is_retired(
     old_key = onboarded(tenant_id)
     result = rotate(services, tenant_id, "r-grace", retire_now=False)
     assert result.outcome == "rotated" and old_key in live_tool_keys(backends, tenant_id)
-    assert RETIRE_PENDING in _labels(services, tenant_id)
+    assert services.store.read(tenant_id).previous_key_id == old_key
 
     in_grace = replace(
         services, settings=services.settings.model_copy(update={"grace_seconds": 3600})
     )
-    waiting = retire(in_grace, tenant_id, "r-grace")
+    waiting = retire(in_grace, tenant_id, "r-grace", old_key)
     assert waiting.outcome == "waiting" and old_key in live_tool_keys(backends, tenant_id)
 
-    done = retire(services, tenant_id, "r-grace")  # grace 0: the window has passed
+    done = retire(services, tenant_id, "r-grace", old_key)  # grace 0: the window has passed
     assert done.outcome == "rotated" and done.old_key_id == old_key
     assert old_key not in live_tool_keys(backends, tenant_id)
-    assert CURRENT in _labels(services, tenant_id) and RETIRE_PENDING not in _labels(
-        services, tenant_id
-    )
+    assert_finished(tenant_id)
     assert_no_orphans(backends, tenant_id)
 
 
@@ -278,7 +283,7 @@ def test_a_secret_the_tool_did_not_create_is_not_a_tenant(
     )
     sm.create_secret(Name=unmarked, SecretString="{}")
     try:
-        targets = rotation_targets(services, "all")
+        targets = list(rotation_targets(services, "all"))
     finally:
         for name in (rogue, unmarked):
             sm.delete_secret(SecretId=name, ForceDeleteWithoutRecovery=True)
@@ -322,3 +327,61 @@ def test_a_create_answered_with_a_malformed_body_echoes_no_key_and_leaves_no_orp
     assert_no_orphans(backends, tenant_id)
     assert "MalformedResponse" in caplog.text
     assert not any(mangled[i : i + 16] in caplog.text for i in range(len(mangled) - 15))
+
+
+def test_a_rotation_writes_the_store_twice_and_reads_it_twice(
+    backends: LocalStack, services: Services, onboarded: Onboard, tenant_id: str
+) -> None:
+    """Counted at moto's server: PutSecretValue and UpdateSecretVersionStage, DescribeSecret and
+    GetSecretValue; nothing else touches the tenant's secret."""
+    onboarded(tenant_id)
+    rotate(services, tenant_id, "r-warm", retire_now=True)  # AWSPENDING now on AWSCURRENT
+    name = services.store.name(tenant_id)
+    before = _secret_calls(backends, name)
+
+    result = rotate(services, tenant_id, "r-counted", retire_now=True)
+
+    assert result.outcome == "rotated", result.error
+    calls = _secret_calls(backends, name)
+    made = {op: calls.get(op, 0) - before.get(op, 0) for op in calls}
+    writes = {
+        op: n for op, n in made.items() if n and op not in ("DescribeSecret", "GetSecretValue")
+    }
+    assert writes == {"PutSecretValue": 1, "UpdateSecretVersionStage": 1}, made
+    assert made.get("DescribeSecret", 0) + made.get("GetSecretValue", 0) == 2, made
+    assert_finished(tenant_id)
+
+
+def test_a_secret_with_the_old_retire_pending_label_is_retired_by_the_next_rotation(
+    backends: LocalStack, services: Services, onboarded: Onboard, tenant_id: str
+) -> None:
+    """Earlier versions of the tool marked the old key's version RETIRE_PENDING (and dropped
+    AWSPENDING): the first rotation that meets one retires that key and drops the label."""
+    old_key = onboarded(tenant_id)
+    old_version = services.store.describe(tenant_id).version_with(CURRENT)
+    assert rotate(services, tenant_id, "r-new", retire_now=False).outcome == "rotated"
+    state = services.store.describe(tenant_id)
+    # The layout an earlier rotation left: RETIRE_PENDING on the old version, no AWSPENDING.
+    assert old_version is not None
+    services.store.move_label(
+        tenant_id, "RETIRE_PENDING", to_version=old_version, from_version=None
+    )
+    current_version = state.version_with(CURRENT)
+    assert current_version is not None
+    services.store.remove_label(tenant_id, PENDING, from_version=current_version)
+    assert old_key in live_tool_keys(backends, tenant_id)
+
+    result = rotate(services, tenant_id, "r-after-upgrade", retire_now=True)
+
+    assert result.outcome == "rotated", result.error
+    assert old_key not in live_tool_keys(backends, tenant_id)
+    assert_finished(tenant_id)
+    assert_no_orphans(backends, tenant_id)
+
+
+def _secret_calls(stack: LocalStack, name: str) -> dict[str, int]:
+    """Secrets Manager calls moto's server answered for one secret, by operation."""
+    calls: dict[str, int] = httpx.get(
+        f"{stack.moto.url}/_calls", params={"secret": name}, timeout=10
+    ).json()
+    return calls

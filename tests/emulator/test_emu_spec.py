@@ -37,6 +37,29 @@ PRODUCT_OPERATIONS = [
     ("POST", "/v2/runs/query"),  # client.runs.query(), which replaces Client.list_runs
     ("GET", "/api/v1/orgs/current/info"),  # the org's key-lifetime caps
     ("GET", "/api/v1/audit-logs"),  # evidence of what a key did and when
+    # Issue 17, the "tagged" isolation mode: a tag per tenant on its project.
+    ("GET", "/api/v1/workspaces/current/tag-keys"),
+    ("POST", "/api/v1/workspaces/current/tag-keys"),
+    ("DELETE", "/api/v1/workspaces/current/tag-keys/{tag_key_id}"),
+    ("GET", "/api/v1/workspaces/current/tag-keys/{tag_key_id}/tag-values"),
+    ("POST", "/api/v1/workspaces/current/tag-keys/{tag_key_id}/tag-values"),
+    ("DELETE", "/api/v1/workspaces/current/tag-keys/{tag_key_id}/tag-values/{tag_value_id}"),
+    ("POST", "/api/v1/workspaces/current/taggings"),
+    ("GET", "/api/v1/workspaces/current/taggings"),
+    ("DELETE", "/api/v1/workspaces/current/taggings/{tagging_id}"),
+    ("GET", "/api/v1/workspaces/current/tags/resource"),
+    ("POST", "/api/v1/workspaces/current/tags/resources"),
+    # ... a workspace role per tenant, the key minted with it ...
+    ("GET", "/api/v1/orgs/current/roles"),
+    ("POST", "/api/v1/orgs/current/roles"),
+    ("PATCH", "/api/v1/orgs/current/roles/{role_id}"),
+    ("DELETE", "/api/v1/orgs/current/roles/{role_id}"),
+    # ... and an allow policy on the tenant's tag, attached to that role.
+    ("GET", "/v1/platform/orgs/current/access-policies"),
+    ("POST", "/v1/platform/orgs/current/access-policies"),
+    ("GET", "/v1/platform/orgs/current/access-policies/{access_policy_id}"),
+    ("DELETE", "/v1/platform/orgs/current/access-policies/{access_policy_id}"),
+    ("POST", "/v1/platform/orgs/current/access-policies/roles/{role_id}/access-policies"),
 ]
 
 

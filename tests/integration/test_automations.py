@@ -23,7 +23,6 @@ from tasks.automations import ALERTS, BLOCK_NAME, apply_automations
 from tasks.events import emit, flush
 from tenant_keys.cli import app
 from tenant_keys.events import QuotaChangedEvent, RetireOverdueEvent
-from tenant_keys.layout import RETIRE_PENDING
 from tenant_keys.rotation import rotate
 from tenant_keys.services import get_services
 from tests.integration.revoke_helpers import tenant_events, wait_for
@@ -87,11 +86,10 @@ def test_each_alert_reaches_the_webhook(
     [onboarded] = onboard_directly([tenant_id])
     services = get_services()
 
-    # An overdue retire, as reconcile finds it: a key left RETIRE_PENDING by a rotation, and
+    # An overdue retire, as reconcile finds it: the key a rotation replaced, still alive, and
     # (so the test need not wait a day) an overdue threshold of zero.
     rotate(services, tenant_id, "r-leave-pending", retire_now=False)
-    state = services.store.describe(tenant_id)
-    assert state.version_with(RETIRE_PENDING)
+    assert services.store.read(tenant_id).previous_key_id == onboarded.key_id
     monkeypatch.setattr("tenant_keys.reconcile.RETIRE_OVERDUE_AFTER", timedelta(0))
     assert reconcile([tenant_id], apply=False, return_state=True).is_completed()
 

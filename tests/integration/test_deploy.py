@@ -27,7 +27,8 @@ from devstack.stack import LocalStack
 from tenant_keys.services import get_services
 from tests.invariants import current_key_works
 
-pytestmark = pytest.mark.usefixtures("stack")
+# One worker runs the module, so `deployed` deploys once.
+pytestmark = [pytest.mark.usefixtures("stack"), pytest.mark.xdist_group("deploy")]
 
 CONFIG = yaml.safe_load((repo_root() / "prefect.yaml").read_text())
 NAMES = {d["name"] for d in CONFIG["deployments"]}

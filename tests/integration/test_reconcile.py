@@ -57,20 +57,11 @@ def _key_states(stack: LocalStack) -> dict[str, object]:
     return {key["id"]: key["deleted_at"] for key in stack.langsmith.control.keys()}  # noqa: SIM118
 
 
-def _stop_after_create(tenant_id: str, rotation_id: str) -> str:
-    """A rotation whose process died right after step 1: a key stored as AWSPENDING."""
-    services = get_services()
-    state = services.store.describe(tenant_id)
-    pending = create_pending_key(services, tenant_id, rotation_id, state)
-    assert pending is not None
-    return pending.key_id
-
-
 def _stop_after_promote(tenant_id: str, rotation_id: str) -> str:
-    """A rotation that promoted its key and died before the retire: RETIRE_PENDING is left."""
+    """A rotation that promoted its key and died before the retire: the old key lives on."""
     services = get_services()
-    state = services.store.describe(tenant_id)
-    pending = create_pending_key(services, tenant_id, rotation_id, state)
+    state, current = services.store.describe(tenant_id), services.store.read(tenant_id)
+    pending = create_pending_key(services, tenant_id, rotation_id, state, current)
     assert pending is not None
     check_pending_key(services, tenant_id, pending)
     promote_pending_key(services, tenant_id, pending, state)
@@ -80,7 +71,7 @@ def _stop_after_promote(tenant_id: str, rotation_id: str) -> str:
 def test_dry_run_plans_every_repair_and_changes_nothing(stack: LocalStack, tenant_id: str) -> None:
     _onboarded(tenant_id)
     services = get_services()
-    _stop_after_promote(tenant_id, "r-dry")  # RETIRE_PENDING left behind
+    _stop_after_promote(tenant_id, "r-dry")  # the old key left alive
     orphan = mint_key(services, tenant_id, "r-dry-orphan").id
     secret_before = services.store.describe(tenant_id)
     keys_before = _key_states(stack)

@@ -19,10 +19,10 @@ import flows.rotation as rotation_flow
 from devstack.stack import LocalStack
 from flows.rotation import rotate_keys
 from tasks.locks import tenant_locks
-from tenant_keys.layout import CURRENT, PENDING, RETIRE_PENDING
+from tenant_keys.layout import CURRENT
 from tenant_keys.services import get_services, reset_services
 from tests.integration.tenants import onboard_directly
-from tests.invariants import assert_no_orphans, current_key_works, live_tool_keys
+from tests.invariants import assert_finished, assert_no_orphans, current_key_works, live_tool_keys
 
 pytestmark = pytest.mark.usefixtures("stack")
 
@@ -55,7 +55,7 @@ def test_rotation_replaces_the_key_and_deletes_the_old_one(
     assert not get_services().langsmith.authenticates(old_record.api_key), (
         "the old key must be dead"
     )
-    assert PENDING not in _labels(tenant_id) and RETIRE_PENDING not in _labels(tenant_id)
+    assert_finished(tenant_id)
     assert live_tool_keys(stack, tenant_id) == {record.key_id}
 
 
@@ -178,7 +178,7 @@ def test_two_concurrent_rotations_of_one_tenant_serialise(
     assert record.rotation_id in ("r-a", "r-b")
     assert current_key_works(tenant_id)
     assert live_tool_keys(stack, tenant_id) == {record.key_id}
-    assert {PENDING, RETIRE_PENDING}.isdisjoint(_labels(tenant_id))
+    assert_finished(tenant_id)
     assert len(get_services().store.describe(tenant_id).versions) == 2  # AWSCURRENT and AWSPREVIOUS
 
 
@@ -221,7 +221,7 @@ def test_with_a_grace_window_the_old_key_is_retired_after_it(
         state = rotate_keys([tenant_id], rotation_id="r-grace", return_state=True)
         assert state.is_completed(), state.message
         assert old_key not in live_tool_keys(stack, tenant_id), "retired once the grace passed"
-        assert RETIRE_PENDING not in _labels(tenant_id)
+        assert_finished(tenant_id)
         assert store.read(tenant_id).rotation_id == "r-grace"
     finally:
         monkeypatch.delenv("TENANT_KEYS_GRACE_SECONDS")

@@ -100,12 +100,18 @@ def test_dead_pending_is_discarded_and_nothing_else_happens() -> None:
     assert (repair.kind, repair.version_id) == ("discard-pending", "v-new")
 
 
-def test_a_promotion_stopped_half_way_resumes_and_keeps_the_previous_key() -> None:
-    # AWSCURRENT moved to the new version (still AWSPENDING); the old version is AWSPREVIOUS.
-    new = version("new")
-    snapshot = active(current=new, pending=new, previous=version("old"))
-    repairs = run(snapshot, {"k-new", "k-old"}, [key("new"), key("old")])
-    assert kinds(repairs) == ["resume-rotation"], "the previous key is the resume's to retire"
+def test_a_rotation_stopped_after_its_promotion_has_its_old_key_retired() -> None:
+    # AWSCURRENT on the new version (AWSPENDING too: the rotation's "finished"), AWSPREVIOUS on
+    # the old one, whose key LangSmith still lists: its retire never ran.
+    new = version("new").model_copy(update={"previous_key_id": "k-old"})
+    snapshot = active(current=new, previous=version("old"))
+    [repair] = run(snapshot, {"k-new", "k-old"}, [key("new"), key("old")])
+    assert (repair.kind, repair.key_id, repair.version_id) == ("retire", "k-old", None)
+
+
+def test_an_old_key_already_gone_is_nothing_to_do() -> None:
+    new = version("new").model_copy(update={"previous_key_id": "k-old"})
+    assert run(active(current=new, previous=version("old")), {"k-new"}, [key("new")]) == []
 
 
 def test_dead_current_key_is_drift_replaced_with_a_new_rotation() -> None:
