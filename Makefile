@@ -23,12 +23,17 @@ test: $(STAMP)  ## lint and type-check, then every test on two workers (each sta
 	$(VENV)/bin/mypy
 	$(PY) -m pytest -n 2 --dist loadgroup
 
-bench: $(STAMP)  ## benchmarks, apart from the tests; they print their figures
-	$(PY) benchmarks/rotation.py
-	$(PY) benchmarks/revoke.py
-	$(PY) benchmarks/quota.py
-	$(PY) benchmarks/reconcile.py
-	$(PY) benchmarks/isolation_modes.py
+bench: $(STAMP)  ## benchmarks, apart from the tests; they print their figures (README, Figures)
+	$(PY) benchmarks/rotation.py --tenants 1000 --latency-ms 50 --runs limited,unlimited
+	$(PY) benchmarks/revoke.py --events 5 --poll 0.5 --latency-ms 50 --rotation-tenants 2000 \
+		--scenarios quiet,crashed-lock,rotation-at-limit,prefect-down
+	$(PY) benchmarks/quota.py --tenants 10000
+	$(PY) benchmarks/reconcile.py --tenants 300 --broken 10 --latency-ms 50
+	$(PY) benchmarks/isolation_modes.py --tenants 10
+
+.PHONY: bench-10k
+bench-10k: $(STAMP)  ## the 10,000-tenant rotation, one run at the limits
+	$(PY) benchmarks/rotation.py --tenants 10000 --latency-ms 50 --runs limited
 
 clean:
 	rm -rf $(VENV) .devstack .pytest_cache .ruff_cache

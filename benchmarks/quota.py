@@ -80,7 +80,9 @@ def main() -> None:
         print(f"seeding {args.tenants} tenants ...", flush=True)
         started = time.monotonic()
         ids = [f"bench-{i:05d}" for i in range(args.tenants)]
-        seeded = seed_tenants(target, ids, budget=lambda i: BUDGET, traces=traces_of)
+        # One worker: moto fails a CreateSecret that inserts while another request scans its
+        # secrets (HTTP 500, "dictionary changed size during iteration"), from ~3,000 on.
+        seeded = seed_tenants(target, ids, budget=lambda i: BUDGET, traces=traces_of, workers=1)
         traces = sum(t.traces for t in seeded)
         print(
             f"  {len(seeded)} tenants, {traces} traces ({2 * traces} runs) "

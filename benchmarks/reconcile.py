@@ -59,6 +59,9 @@ def main() -> None:
         for name, apply in (("dry run", False), ("apply", True), ("second dry run", False)):
             result = run(stack, apply)
             report(name, result, len(tenants))
+        from prefect._internal.concurrency.services import QueueService
+
+        QueueService.drain_all(timeout=10)  # logs and events, while the server still listens
 
 
 def break_some(tenants: list[str], count: int) -> None:

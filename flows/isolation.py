@@ -11,13 +11,14 @@ from tenant_keys.services import get_services
 
 
 @task(name="probe-isolation", cache_policy=NO_CACHE, persist_result=False)
-def probe(tenant_a: str, tenant_b: str) -> IsolationReport:
+def probe(tenant_a: str, tenant_b: str | None) -> IsolationReport:
     return probe_isolation(get_services(), tenant_a, tenant_b)
 
 
 @flow(name="check-isolation")
-def check_isolation(tenant_a: str, tenant_b: str) -> IsolationReport:
-    """Try each tenant's key on the other's project and record what LangSmith allowed."""
+def check_isolation(tenant_a: str, tenant_b: str | None = None) -> IsolationReport:
+    """Try each tenant's key on the other's project (without tenant B: tenant A's key on the
+    canary project) and record what LangSmith allowed."""
     check_pair(tenant_a, tenant_b)
     report = probe(tenant_a, tenant_b)
     create_markdown_artifact(

@@ -52,7 +52,8 @@ def onboard_tenants(
     tenant_ids: list[str], trace_budget: int | None = None, isolation: str | None = None
 ) -> list[OnboardingResult]:
     """Onboard each tenant: its own project, key and secret. Existing tenants are left alone.
-    `isolation` ('project' | 'workspace') overrides the `isolation` setting for these tenants."""
+    `isolation` ('project' | 'workspace' | 'tagged') overrides the `isolation` setting for these
+    tenants."""
     validate_tenants(tenant_ids)
     validate_budget(trace_budget)
     services = get_services()

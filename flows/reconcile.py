@@ -4,7 +4,8 @@ ones named.
 Survey and plan in the flow (reads only); a dry run stops at the plan's table artifact.
 Applied, one task per tenant with repairs: the core repairs it under the tenant's lock. Every
 repair is an event (`tenant-keys.reconcile.<kind>`) and a row of the table artifact. A dead
-AWSCURRENT (drift) is also logged as a warning: someone deleted a key behind the tool.
+AWSCURRENT (drift) is also logged as a warning: someone deleted a key behind the tool; so is
+a tagged tenant's role, policy or tag that was missing or changed.
 """
 
 from __future__ import annotations
@@ -61,6 +62,14 @@ def reconcile_tenant(
                 tenant_id,
                 done.key_id,
                 done.outcome,
+            )
+        if done.kind == "repair-access":
+            logger.warning(
+                "DRIFT tenant=%s: tagged isolation (%s); repaired: %s, new key: %s",
+                tenant_id,
+                done.reason,
+                done.outcome,
+                done.new_key_id or "none needed",
             )
         emit([*done.events, done.event()])
         logger.info(

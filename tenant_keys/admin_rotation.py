@@ -42,14 +42,14 @@ from tenant_keys.admin_keys import (
 )
 from tenant_keys.admin_layout import AdminKeyRecord, admin_key_description
 from tenant_keys.admin_secret import ADMIN_SUBJECT, AdminSecretStore
-from tenant_keys.errors import ConfigError, SecretStoreError, TenantKeysError
+from tenant_keys.errors import ConfigError, SecretStoreError, TenantKeysError, error_text
 from tenant_keys.events import AdminKeyRotatedEvent, AdminRetireFailedEvent, TenantEvent
 from tenant_keys.keys import rotation_tokens
 from tenant_keys.langsmith import LangSmithAdmin
 from tenant_keys.layout import CURRENT, PENDING, PREVIOUS, TAG_ISOLATION, TAG_WORKSPACE, SecretState
 from tenant_keys.lifetime import KeyLifetime
 from tenant_keys.models import utcnow
-from tenant_keys.rotation import RetireResult, error_text
+from tenant_keys.rotation import RetireResult
 from tenant_keys.services import Services
 
 Outcome = Literal["rotated", "already-rotated", "waiting", "failed", "retire-failed"]

@@ -11,6 +11,7 @@ and none ever holds a key: callers pass key ids and secret names, never key mate
     ├── SecretStoreError         Secrets Manager refused or failed a call
     ├── LockUnavailable          a tenant's lock is missing or not free in time
     ├── NotOwned                 a key or project not provably the tenant's: left alone
+    ├── IsolationNotProven       a tagged key was not seen confined to its tenant's project
     ├── KeyTestFailed            a new key did not authenticate; not promoted
     ├── RetireFailed             an old key survived its retire (forward compensation)
     ├── RevokeFailed             a suspect key could not be shown dead
@@ -30,6 +31,8 @@ and none ever holds a key: callers pass key ids and secret names, never key mate
 """
 
 from __future__ import annotations
+
+from tenant_keys.redact import redact
 
 # LangSmith's error code for an org-scoped key sent without X-Tenant-Id on a workspace path.
 ORG_SCOPED_KEY_REQUIRES_WORKSPACE = "org_scoped_key_requires_workspace"
@@ -115,6 +118,19 @@ class NotOwned(TenantKeysError):
         self.tenant_id = tenant_id
 
 
+class IsolationNotProven(TenantKeysError):
+    """A key of tagged isolation was not seen reading its own project and refused another's
+    (docs/isolation.md), or the organization refused the access policy that would confine it."""
+
+    def __init__(self, tenant_id: str, reason: str, consequence: str) -> None:
+        super().__init__(
+            f"IsolationNotProven: tenant {tenant_id!r} is not isolated by tags: {reason}; "
+            f"{consequence}"
+        )
+        self.tenant_id = tenant_id
+        self.reason = reason
+
+
 class KeyTestFailed(TenantKeysError):
     """A freshly minted key did not authenticate at LangSmith within the bounded retries."""
 
@@ -191,7 +207,7 @@ class LangSmithError(TenantKeysError):
 
 class AuthError(LangSmithError):
     status = 401
-    hint = "check the admin key (TENANT_KEYS_LANGSMITH_ADMIN_KEY) and the LangSmith URL/region"
+    hint = "check the admin key (its secret or TENANT_KEYS_LANGSMITH_ADMIN_KEY) and the URL/region"
 
 
 class Forbidden(LangSmithError):
@@ -257,3 +273,10 @@ class ConnectionFailed(LangSmithError):
     def __init__(self, route: str, detail: str, *, request_sent: bool) -> None:
         self.maybe_applied = request_sent
         super().__init__(route, detail)
+
+
+def error_text(exc: BaseException) -> str:
+    """One line about a failure, safe to store: the tool's own messages hold no key, and
+    anything else passes the redactor."""
+    text = str(exc) if isinstance(exc, TenantKeysError) else f"{type(exc).__name__}: {exc}"
+    return redact(text.splitlines()[0] if text else type(exc).__name__)

@@ -23,6 +23,7 @@ from tenacity import (
 
 from tenant_keys.errors import (
     Forbidden,
+    IsolationNotProven,
     KeyTestFailed,
     LangSmithError,
     RevokeFailed,
@@ -31,9 +32,23 @@ from tenant_keys.errors import (
     ValidationFailed,
 )
 from tenant_keys.langsmith import ApiKeyInfo, CreatedApiKey, LangSmithAdmin
-from tenant_keys.layout import TAG_ISOLATION, TAG_WORKSPACE, TenantKeyRecord
-from tenant_keys.models import IsolationMode, key_description, utcnow, version_token
+from tenant_keys.layout import (
+    TAG_ISOLATION,
+    TAG_POLICY,
+    TAG_ROLE,
+    TAG_TAG_VALUE,
+    TAG_WORKSPACE,
+    TenantKeyRecord,
+)
+from tenant_keys.models import (
+    IsolationMode,
+    key_description,
+    parse_key_description,
+    utcnow,
+    version_token,
+)
 from tenant_keys.services import Services
+from tenant_keys.tagged import KEY_NOT_PROMOTED, prove_isolation
 
 log = logging.getLogger(__name__)
 
@@ -44,25 +59,49 @@ class KeyHome(BaseModel):
 
     - project mode: workspace keys of the shared workspace (`/api-key`);
     - workspace mode: org service keys scoped to exactly the tenant's workspace
-      (`/orgs/current/service-keys`, `workspaces: [id]`); the admin key is org-scoped.
+      (`/orgs/current/service-keys`, `workspaces: [id]`); the admin key is org-scoped;
+    - tagged mode: workspace keys of the shared workspace minted with the tenant's role, whose
+      access policy lets them read only the project tagged with the tenant's id
+      (`tenant_keys.tagged`). A new key is put in use only once the probe has seen it confined.
     """
 
     model_config = ConfigDict(frozen=True)
 
     mode: IsolationMode = "project"
     workspace_id: str | None = None  # workspace mode: the tenant's own workspace
+    # Tagged mode: the role its keys are minted with, the policy attached to it, and the tag
+    # value on its project.
+    role_id: str | None = None
+    policy_id: str | None = None
+    tag_value_id: str | None = None
 
     @classmethod
     def of(cls, tags: Mapping[str, str]) -> KeyHome:
         """Where a tenant secret's tags say its keys live (no tag: project mode)."""
-        if tags.get(TAG_ISOLATION) == "workspace":
+        mode = tags.get(TAG_ISOLATION)
+        if mode == "workspace":
             return cls(mode="workspace", workspace_id=tags.get(TAG_WORKSPACE))
+        if mode == "tagged":
+            return cls(
+                mode="tagged",
+                role_id=tags.get(TAG_ROLE) or None,
+                policy_id=tags.get(TAG_POLICY) or None,
+                tag_value_id=tags.get(TAG_TAG_VALUE) or None,
+            )
         return PROJECT_HOME
 
     def tags(self) -> dict[str, str]:
         if self.mode == "workspace":
             assert self.workspace_id, "a workspace home names its workspace"
             return {TAG_ISOLATION: "workspace", TAG_WORKSPACE: self.workspace_id}
+        if self.mode == "tagged":
+            assert self.role_id and self.policy_id and self.tag_value_id, "a tagged home names all"
+            return {
+                TAG_ISOLATION: "tagged",
+                TAG_ROLE: self.role_id,
+                TAG_POLICY: self.policy_id,
+                TAG_TAG_VALUE: self.tag_value_id,
+            }
         return {TAG_ISOLATION: "project"}
 
     def mint(
@@ -73,7 +112,45 @@ class KeyHome(BaseModel):
             return langsmith.create_service_key(
                 description, expires_at=expires_at, workspaces=[self.workspace_id]
             )
+        if self.mode == "tagged":
+            if not self.role_id:
+                # Without its role a key would get LangSmith's default: Workspace Admin.
+                owner = parse_key_description(description)
+                raise IsolationNotProven(
+                    owner[0] if owner else description,
+                    "its secret names no role (tag tenant-keys:role-id)",
+                    "no key was minted: run `tenant-keys reconcile --apply`",
+                )
+            return langsmith.create_key(description, expires_at=expires_at, role_id=self.role_id)
         return langsmith.create_key(description, expires_at=expires_at)
+
+    def confine(
+        self,
+        langsmith: LangSmithAdmin,
+        record: TenantKeyRecord,
+        tenant_id: str,
+        *,
+        consequence: str = KEY_NOT_PROMOTED,
+    ) -> None:
+        """What a new key must show before it is stored or put in use, beyond authenticating:
+        in tagged mode, the probe sees it read its own project and refused the canary project
+        and its runs (`IsolationNotProven` otherwise); the other modes have nothing to show."""
+        if self.mode == "tagged":
+            prove_isolation(langsmith, record, tenant_id, consequence)
+
+    def test(
+        self,
+        langsmith: LangSmithAdmin,
+        record: TenantKeyRecord,
+        tenant_id: str,
+        *,
+        consequence: str = KEY_NOT_PROMOTED,
+    ) -> None:
+        """A new key is fit for use: it authenticates (bounded retries), and is confined."""
+        if self.mode == "tagged":
+            self.confine(langsmith, record, tenant_id, consequence=consequence)  # reads prove it
+        else:
+            check_key(langsmith, record, tenant_id)
 
     def delete(self, langsmith: LangSmithAdmin, key_id: str) -> bool:
         """Revoke a key; False if it was already gone (404)."""
@@ -95,6 +172,10 @@ def workspace_home(workspace_id: str) -> KeyHome:
     return KeyHome(mode="workspace", workspace_id=workspace_id)
 
 
+def tagged_home(role_id: str, policy_id: str, tag_value_id: str) -> KeyHome:
+    return KeyHome(mode="tagged", role_id=role_id, policy_id=policy_id, tag_value_id=tag_value_id)
+
+
 def tenant_home(services: Services, tenant_id: str) -> KeyHome:
     """Where the tenant's keys live, from its secret's tags (no secret: project mode)."""
     try:
@@ -104,8 +185,9 @@ def tenant_home(services: Services, tenant_id: str) -> KeyHome:
 
 
 def keys_by_mode(services: Services) -> dict[IsolationMode, list[ApiKeyInfo]]:
-    """Every key of both kinds the admin key can list. A workspace admin key cannot list org
-    service keys (403): then no tenant can be in workspace mode, and there are none to see."""
+    """Every key of both kinds the admin key can list (a tagged tenant's keys are workspace keys,
+    listed under "project"). A workspace admin key cannot list org service keys (403): then no
+    tenant can be in workspace mode, and there are none to see."""
     found: dict[IsolationMode, list[ApiKeyInfo]] = {
         "project": PROJECT_HOME.list_keys(services.langsmith)
     }
@@ -280,15 +362,25 @@ def _transient(exc: BaseException) -> bool:
 
 def key_works(langsmith: LangSmithAdmin, record: TenantKeyRecord, *, attempts: int = 3) -> bool:
     """Whether the record's key is accepted right now, asked with the key itself (it costs none
-    of the admin key's rate limit). A 401 is a definite no; transient failures are retried a
-    few times, then raised, so a network blip is never mistaken for a dead key."""
+    of the admin key's rate limit). A 401 is a definite no; a 403 a yes (the key authenticated;
+    its role was refused the read, as a tagged key whose policy is gone is); transient failures
+    are retried a few times, then raised, so a network blip is never mistaken for a dead key."""
+
+    def accepted() -> bool:
+        try:
+            return langsmith.authenticates(
+                record.api_key, workspace_id=record.workspace_id, project_id=record.project_id
+            )
+        except Forbidden:
+            return True
+
     retrying = Retrying(
         stop=stop_after_attempt(attempts),
         wait=wait_incrementing(start=0.2, increment=0.3),
         retry=retry_if_exception(_transient),
         reraise=True,
     )
-    return retrying(langsmith.authenticates, record.api_key, workspace_id=record.workspace_id)
+    return retrying(accepted)
 
 
 def check_key(
@@ -309,7 +401,10 @@ def check_key(
     )
     try:
         outcome = retrying(
-            langsmith.authenticates, record.api_key, workspace_id=record.workspace_id
+            langsmith.authenticates,
+            record.api_key,
+            workspace_id=record.workspace_id,
+            project_id=record.project_id,
         )
     except LangSmithError as exc:
         raise KeyTestFailed(tenant_id, record.key_id, str(exc)) from None

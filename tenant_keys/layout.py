@@ -28,8 +28,12 @@ TAG_MANAGED_BY = "tenant-keys:managed-by"  # value MANAGED_BY: the tool created 
 TAG_TENANT = "tenant-keys:tenant"
 TAG_PROJECT = "tenant-keys:project-id"
 TAG_BUDGET = "tenant-keys:trace-budget"
-TAG_ISOLATION = "tenant-keys:isolation"  # project | workspace
+TAG_ISOLATION = "tenant-keys:isolation"  # project | workspace | tagged
 TAG_WORKSPACE = "tenant-keys:workspace-id"  # workspace isolation: the tenant's own workspace
+# Tagged isolation: the LangSmith objects that confine the tenant's keys to its project.
+TAG_ROLE = "tenant-keys:role-id"  # the workspace role its keys are minted with
+TAG_POLICY = "tenant-keys:policy-id"  # the allow policy attached to that role
+TAG_TAG_VALUE = "tenant-keys:tag-value-id"  # its value of the tool's tag key, on its project
 TAG_QUOTA_STATUS = "tenant-keys:quota-status"  # the quota status last reported (ok when absent)
 # "pending" from the secret's creation until its key is verified, then "done": only a pending
 # secret may be deleted without a recovery window (deployments/iam-policy.json denies the rest).

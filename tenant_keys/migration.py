@@ -1,10 +1,13 @@
-"""The steps of moving a tenant from project isolation to workspace isolation (docs/isolation.md).
+"""The steps of moving a tenant from project isolation to workspace or tagged isolation
+(docs/isolation.md).
 
-new workspace and project → new key (an org service key scoped to that workspace), stored
-beside the current one under `MIGRATING` → test it → record the mode in the secret's tags →
-promote it (compare-and-swap on AWSCURRENT) → revoke every shared-workspace key of the tenant.
-Apps pick the new key (and with it the new workspace and project) up from the secret, so
-traces go to the new place from then on; the old traces stay in the old project.
+the target (workspace: a new workspace and project; tagged: the same project, tagged, with the
+tenant's role and access policy) → new key (workspace: an org service key scoped to that
+workspace; tagged: a workspace key with the tenant's role), stored beside the current one under
+`MIGRATING` → test it (tagged: the probe sees it confined) → record the mode in the secret's
+tags → promote it (compare-and-swap on AWSCURRENT) → revoke every other shared-workspace key of
+the tenant. Apps pick the new key (and with it the new workspace and project) up from the
+secret, so traces go to the new place from then on; the old traces stay in the old project.
 
 Every step is safe to repeat: a rerun after a crash at any point finishes the move and never
 mints a second key for it. `migrate` drives the steps; the caller holds the tenant's lock.
@@ -17,25 +20,37 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny
 
-from tenant_keys.errors import BadInput, KeyTestFailed
+from tenant_keys import tagged
+from tenant_keys.errors import BadInput, IsolationNotProven, KeyTestFailed
 from tenant_keys.events import TenantEvent, TenantMigratedEvent
 from tenant_keys.keys import (
     PROJECT_HOME,
     KeyHome,
     KeyRef,
-    check_key,
     delete_owned,
     mint_and_store,
+    tagged_home,
     workspace_home,
 )
 from tenant_keys.langsmith import Project
 from tenant_keys.layout import CURRENT, MIGRATING, PENDING, RETIRE_PENDING, TAG_PROJECT, SecretState
-from tenant_keys.models import parse_key_description, project_description, project_name
+from tenant_keys.models import (
+    IsolationMode,
+    parse_key_description,
+    project_description,
+    project_name,
+)
 from tenant_keys.rotation import discard_pending_key
 from tenant_keys.services import Services
 from tenant_keys.workspaces import ensure_tenant_workspace
 
 MIGRATION_ROTATION = "migrate-workspace"
+MIGRATION_STOPPED = "the migration stopped: the tenant stays in project isolation, on its key"
+
+
+def migration_rotation(to: IsolationMode) -> str:
+    """The rotation id in the new key's description."""
+    return MIGRATION_ROTATION if to == "workspace" else f"migrate-{to}"
 
 
 class MigrationTarget(BaseModel):
@@ -60,21 +75,31 @@ class MigrationResult(BaseModel):
 
 
 def check_migratable(state: SecretState, to: str) -> None:
-    """Only project → workspace, only for a live tenant: a one-line error before any change."""
-    if to != "workspace":
+    """Only project → workspace or project → tagged, only for a live tenant: a one-line error
+    before any change."""
+    if to not in ("workspace", "tagged"):
         raise BadInput(
-            f"cannot migrate to {to!r}: only `--to workspace` is supported (moving a tenant back "
-            "into the shared workspace would give up its isolation)"
+            f"cannot migrate to {to!r}: only `--to workspace` or `--to tagged` is supported "
+            "(moving a tenant back into the shared workspace would give up its isolation)"
         )
     if state.leaving:
         raise BadInput(f"secret {state.name} belongs to an offboarded tenant: nothing to migrate")
+    current = KeyHome.of(state.tags).mode
+    if current not in ("project", to):
+        raise BadInput(
+            f"secret {state.name} is in {current} isolation: only a tenant in project "
+            f"isolation can be migrated to {to}"
+        )
 
 
-def is_migrated(services: Services, tenant_id: str, state: SecretState) -> bool:
-    """The tags say workspace mode and AWSCURRENT holds a key of that workspace."""
+def is_migrated(services: Services, tenant_id: str, state: SecretState, to: str) -> bool:
+    """The tags say the target mode and AWSCURRENT holds a key of it: workspace mode, a key of
+    that workspace; tagged mode, no new key still waiting under `MIGRATING`."""
     home = KeyHome.of(state.tags)
-    if home.mode != "workspace":
+    if home.mode != to:
         return False
+    if home.mode == "tagged":
+        return state.version_with(MIGRATING) is None
     return services.store.read(tenant_id).workspace_id == home.workspace_id
 
 
@@ -87,16 +112,26 @@ def discard_unfinished_rotation(services: Services, tenant_id: str, state: Secre
     discard_pending_key(services, tenant_id, version_id=pending, key_id=record.key_id)
 
 
-def ensure_target(services: Services, tenant_id: str) -> MigrationTarget:
-    """The tenant's own workspace and its project there (found, or created)."""
+def ensure_target(
+    services: Services, tenant_id: str, to: IsolationMode = "workspace"
+) -> MigrationTarget:
+    """Workspace: the tenant's own workspace and its project there (found, or created). Tagged:
+    its project in the shared workspace, tagged, with its role and access policy."""
+    if to == "tagged":
+        project = services.langsmith.ensure_project(
+            project_name(tenant_id), description=project_description(tenant_id)
+        )
+        done = tagged.provision(services.langsmith, tenant_id, project, MIGRATION_STOPPED)
+        home = tagged_home(done.role_id, done.policy_id, done.tag_value_id)
+        return MigrationTarget(home=home, project_id=project.id, project_name=project.name)
     workspace = ensure_tenant_workspace(services.langsmith, tenant_id)
-    project: Project = services.langsmith.ensure_project(
+    found: Project = services.langsmith.ensure_project(
         project_name(tenant_id),
         description=project_description(tenant_id),
         workspace_id=workspace.id,
     )
     return MigrationTarget(
-        home=workspace_home(workspace.id), project_id=project.id, project_name=project.name
+        home=workspace_home(workspace.id), project_id=found.id, project_name=found.name
     )
 
 
@@ -113,24 +148,31 @@ def store_new_key(
         resumed = KeyRef(
             tenant_id=tenant_id, key_id=record.key_id, short_key="", version_id=version
         )
-        if services.langsmith.authenticates(record.api_key, workspace_id=record.workspace_id):
+        if services.langsmith.authenticates(
+            record.api_key, workspace_id=record.workspace_id, project_id=record.project_id
+        ):
             return resumed
         discard_new_key(services, tenant_id, resumed, target)
-    base = store.read(tenant_id).model_copy(
+    current = store.read(tenant_id)
+    base = current.model_copy(
         update={
             "project_id": target.project_id,
             "project_name": target.project_name,
-            "workspace_id": target.home.workspace_id,
+            "workspace_id": target.home.workspace_id or current.workspace_id,
         }
     )
+    rotation_id = migration_rotation(target.home.mode)
     return mint_and_store(
-        services, tenant_id, MIGRATION_ROTATION, base=base, stage=MIGRATING, home=target.home
+        services, tenant_id, rotation_id, base=base, stage=MIGRATING, home=target.home
     )
 
 
-def test_new_key(services: Services, tenant_id: str, new: KeyRef) -> None:
+def test_new_key(
+    services: Services, tenant_id: str, new: KeyRef, home: KeyHome = PROJECT_HOME
+) -> None:
+    """The new key authenticates; a tagged one is also seen confined to its project."""
     record = services.store.read(tenant_id, stage=MIGRATING, version_id=new.version_id)
-    check_key(services.langsmith, record, tenant_id)
+    home.test(services.langsmith, record, tenant_id, consequence=MIGRATION_STOPPED)
 
 
 def discard_new_key(
@@ -140,6 +182,14 @@ def discard_new_key(
     assert new.version_id is not None
     delete_owned(services, tenant_id, target.home, new.key_id)
     services.store.remove_label(tenant_id, MIGRATING, from_version=new.version_id)
+
+
+def undo_target(services: Services, tenant_id: str, target: MigrationTarget) -> None:
+    """After a failed test towards tagged isolation: the tenant's policy, role and tag value go
+    (the tenant in project mode uses none of them; its new key, which carried the role, is
+    gone). A workspace is kept, as onboarding would reuse it."""
+    if target.home.mode == "tagged":
+        tagged.remove_access(services.langsmith, tenant_id)
 
 
 def promote_new_key(
@@ -158,15 +208,18 @@ def promote_new_key(
 
 
 def revoke_shared_workspace_keys(
-    services: Services, tenant_id: str, state: SecretState
+    services: Services, tenant_id: str, state: SecretState, *, keep: str | None = None
 ) -> list[str]:
     """Delete every shared-workspace key minted for the tenant (its old current key, a key
-    waiting for retirement, any leftover), then drop a RETIRE_PENDING label: its key is gone."""
+    waiting for retirement, any leftover) but `keep` (a tagged tenant's new key is one too),
+    then drop a RETIRE_PENDING label: its key is gone."""
     langsmith = services.langsmith
     mine = [
         key.id
         for key in PROJECT_HOME.list_keys(langsmith)
-        if (parsed := parse_key_description(key.description)) and parsed[0] == tenant_id
+        if (parsed := parse_key_description(key.description))
+        and parsed[0] == tenant_id
+        and key.id != keep
     ]
     revoked = [key_id for key_id in mine if PROJECT_HOME.delete(langsmith, key_id)]
     retiring = state.version_with(RETIRE_PENDING)
@@ -178,30 +231,34 @@ def revoke_shared_workspace_keys(
 # -- the driver ------------------------------------------------------------------------------
 
 
-def migrate(services: Services, tenant_id: str) -> MigrationResult:
+def migrate(services: Services, tenant_id: str, to: IsolationMode = "workspace") -> MigrationResult:
     """Move one tenant; the caller holds its lock. Raises on failure (a failed key test first
     deletes the new key: the tenant stays as it was)."""
     store = services.store
     started = time.monotonic()
     state = store.describe(tenant_id)
-    if is_migrated(services, tenant_id, state):
+    if is_migrated(services, tenant_id, state, to):
         # Finished before, or stopped after the promotion: make sure the old keys are gone.
-        revoked = revoke_shared_workspace_keys(services, tenant_id, state)
+        current = store.read(tenant_id).key_id
+        revoked = revoke_shared_workspace_keys(services, tenant_id, state, keep=current)
         outcome: Literal["migrated", "already-migrated"] = (
             "migrated" if revoked else "already-migrated"
         )
     else:
         discard_unfinished_rotation(services, tenant_id, state)
-        target = ensure_target(services, tenant_id)
+        target = ensure_target(services, tenant_id, to)
         state = store.describe(tenant_id)
         new = store_new_key(services, tenant_id, target, state)
         try:
-            test_new_key(services, tenant_id, new)
-        except KeyTestFailed:
+            test_new_key(services, tenant_id, new, target.home)
+        except (KeyTestFailed, IsolationNotProven):
             discard_new_key(services, tenant_id, new, target)
+            undo_target(services, tenant_id, target)
             raise
         promote_new_key(services, tenant_id, new, target, state)
-        revoked = revoke_shared_workspace_keys(services, tenant_id, store.describe(tenant_id))
+        revoked = revoke_shared_workspace_keys(
+            services, tenant_id, store.describe(tenant_id), keep=new.key_id
+        )
         outcome = "migrated"
     record = store.read(tenant_id)
     home = KeyHome.of(store.describe(tenant_id).tags)

@@ -14,9 +14,10 @@ from pydantic import AfterValidator, SecretStr
 from tenant_keys.errors import BadInput
 
 TENANT_ID_PATTERN = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,46}[a-z0-9])?$")
-# Where a tenant lives: a project in the shared workspace, or a workspace of its own
-# (docs/isolation.md). Stored per tenant as a tag on its secret.
-IsolationMode = Literal["project", "workspace"]
+# Where a tenant lives: a project in the shared workspace, a workspace of its own, or a tagged
+# project in the shared workspace that only its keys may read (docs/isolation.md). Stored per
+# tenant as a tag on its secret.
+IsolationMode = Literal["project", "workspace", "tagged"]
 # Every key the tool mints carries this description, so reconcile can tell
 # its keys from anyone else's and name the tenant and rotation they belong to.
 KEY_DESCRIPTION_PREFIX = "tenant-keys"

@@ -7,10 +7,12 @@ Each step is safe to repeat, so a rerun after a crash at any point finishes the 
 2. revoke every key LangSmith lists as minted for the tenant (its description), then prove
    each dead: the keys its secret holds get 401; the others are gone from the list. A key
    the secret names that LangSmith lists as someone else's is never touched (a conflict);
-3. schedule the secret's deletion with the recovery window (`secret_recovery_days`), or,
+3. tagged isolation: remove the tenant's access policy, role and tag value (with it the tag
+   on its project), each one LangSmith lists as the tool's for this tenant;
+4. schedule the secret's deletion with the recovery window (`secret_recovery_days`), or,
    with force, delete it now (after restoring it if it was scheduled: AWS refuses a force
    delete of a secret scheduled for deletion);
-4. delete the project only when asked: its traces are the customer's data.
+5. delete the project only when asked: its traces are the customer's data.
 Keys go first: security before tidiness. Deleting the secret first would lose the record of
 which keys to revoke. `offboard` drives the steps; the caller holds the tenant's lock.
 """
@@ -22,7 +24,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, SerializeAsAny
 
-from tenant_keys.errors import CorruptSecret, RevokeFailed, TenantNotFound
+from tenant_keys import tagged
+from tenant_keys.errors import CorruptSecret, Forbidden, RevokeFailed, TenantNotFound
 from tenant_keys.events import TenantEvent, TenantOffboardedEvent
 from tenant_keys.keys import PROJECT_HOME, KeyHome, key_works, keys_by_mode
 from tenant_keys.layout import TAG_OFFBOARDING, TAG_PROJECT, SecretState, TenantKeyRecord
@@ -39,6 +42,8 @@ class OffboardingResult(BaseModel):
     revoked_key_ids: list[str] = []
     # Keys its secret held that LangSmith lists as someone else's: left alone (a conflict).
     not_owned: list[str] = []
+    # Tagged isolation: ids of the policy, role and tag value removed.
+    removed_access: list[str] = []
     secret: SecretOutcome
     recovery_days: int | None = None
     project: ProjectOutcome
@@ -126,6 +131,21 @@ def confirm_dead(services: Services, tenant_id: str, keys: TenantKeys) -> None:
         raise RevokeFailed(tenant_id, sorted(alive)[0], "still listed after its delete")
 
 
+def remove_access(services: Services, tenant_id: str, state: SecretState | None) -> list[str]:
+    """Tagged isolation: the tenant's policy, role and tag value, once its keys are dead (a
+    role that keys still carry cannot go). A secret in another mode has none; without a
+    secret the mode is unknown, so LangSmith is asked. Ids of what was removed."""
+    if state is not None and KeyHome.of(state.tags).mode != "tagged":
+        return []
+    try:
+        removed = tagged.remove_access(services.langsmith, tenant_id)
+    except Forbidden:
+        if state is not None:
+            raise
+        return []  # an admin key that cannot read roles and policies: no tagged tenant here
+    return [*removed.policies, *removed.roles, *removed.tag_values]
+
+
 def delete_secret(
     services: Services, tenant_id: str, state: SecretState | None, *, force: bool
 ) -> SecretOutcome:
@@ -182,14 +202,17 @@ def offboard(
         # Proven before anything is done: a project someone else made, or a tag edited to name
         # another tenant's, is never deleted (`NotOwned`).
         services.ownership.project(tenant_id, project_id, workspace)
-    tagged = mark_offboarding(services, tenant_id, state)
+    marked = mark_offboarding(services, tenant_id, state)
     keys = find_tenant_keys(services, tenant_id, state)
     revoked = revoke_keys(services, keys)
     confirm_dead(services, tenant_id, keys)
+    removed = remove_access(services, tenant_id, state)
     secret = delete_secret(services, tenant_id, state, force=force)
     project = remove_project(services, project_id, workspace, delete=delete_project)
 
-    changed = tagged or revoked or secret in ("scheduled", "deleted") or project == "deleted"
+    changed = (
+        marked or revoked or removed or secret in ("scheduled", "deleted") or project == "deleted"
+    )
     if changed:
         outcome: Literal["offboarded", "already-offboarded", "nothing-found"] = "offboarded"
     elif secret == "absent" and project == "absent":
@@ -212,6 +235,7 @@ def offboard(
         outcome=outcome,
         revoked_key_ids=revoked,
         not_owned=keys.not_owned,
+        removed_access=removed,
         secret=secret,
         recovery_days=services.settings.secret_recovery_days if secret == "scheduled" else None,
         project=project,

@@ -1,9 +1,12 @@
 """Onboarding: give a tenant its own LangSmith project, key and secret.
 
-ensure home (workspace isolation: the tenant's own workspace) → ensure project → issue key
-(mint, then create the secret with it as AWSCURRENT) → verify the stored key authenticates.
-Compensation runs in reverse: a failed store deletes the minted key; a failed verification
-deletes key and secret. A tenant that is already onboarded is reported and left alone.
+ensure home (workspace isolation: the tenant's own workspace) → ensure project → (tagged
+isolation: tag the project, make the tenant's role and access policy) → issue key (mint; tagged:
+prove the key confined by the probe; then create the secret with it as AWSCURRENT) → verify the
+stored key authenticates. Compensation runs in reverse: a failed probe or store deletes the
+minted key; a failed verification deletes key and secret; a failure in tagged isolation also
+removes the tag value, role and policy this run created. A tenant that is already onboarded is
+reported and left alone.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, SerializeAsAny
 
+from tenant_keys import tagged
 from tenant_keys.errors import BadInput, TenantExists, TenantNotFound, TenantOffboarded
 from tenant_keys.events import TenantEvent, TenantOnboardedEvent
 from tenant_keys.keys import (
@@ -22,6 +26,7 @@ from tenant_keys.keys import (
     check_key,
     mint_key,
     record_for,
+    tagged_home,
     workspace_home,
 )
 from tenant_keys.langsmith import Project
@@ -91,9 +96,11 @@ def refuse_offboarded(services: Services, tenant_ids: list[str]) -> None:
 
 
 def ensure_home(services: Services, tenant_id: str, isolation: IsolationMode) -> KeyHome:
-    """Project mode: the shared workspace. Workspace mode: the tenant's own workspace."""
+    """Project and tagged modes: the shared workspace. Workspace mode: the tenant's own."""
     if isolation == "project":
         return PROJECT_HOME
+    if isolation == "tagged":
+        return KeyHome(mode="tagged")  # its role and policy come with its project
     return workspace_home(ensure_tenant_workspace(services.langsmith, tenant_id).id)
 
 
@@ -105,6 +112,15 @@ def ensure_project(services: Services, tenant_id: str, home: KeyHome = PROJECT_H
     )
 
 
+def ensure_access(
+    services: Services, tenant_id: str, project: Project
+) -> tuple[KeyHome, tagged.Provisioned]:
+    """Tagged mode: the project tagged with the tenant's id, its role and its access policy
+    (each found before it is made); the home names them."""
+    done = tagged.provision(services.langsmith, tenant_id, project, tagged.ONBOARDING_STOPPED)
+    return tagged_home(done.role_id, done.policy_id, done.tag_value_id), done
+
+
 def issue_key(
     services: Services,
     tenant_id: str,
@@ -112,7 +128,9 @@ def issue_key(
     trace_budget: int,
     home: KeyHome = PROJECT_HOME,
 ) -> KeyRef:
-    """Mint the tenant's first key and store it as AWSCURRENT; a failed store deletes the key."""
+    """Mint the tenant's first key and store it as AWSCURRENT; a failed store deletes the key.
+    In tagged mode the key is stored only once the probe has seen it confined to its project:
+    a secret never claims an isolation that was not seen."""
     created = mint_key(services, tenant_id, ONBOARDING_ROTATION, home)
     record = record_for(
         created,
@@ -124,6 +142,7 @@ def issue_key(
         rotation_id=ONBOARDING_ROTATION,
     )
     try:
+        home.confine(services.langsmith, record, tenant_id, consequence=tagged.ONBOARDING_STOPPED)
         version = services.store.create(
             tenant_id,
             record,
@@ -175,14 +194,23 @@ def onboard(
         return existing(services, tenant_id, started)
     home = ensure_home(services, tenant_id, isolation or services.settings.isolation)
     project = ensure_project(services, tenant_id, home)
+    access = None
+    if home.mode == "tagged":
+        home, access = ensure_access(services, tenant_id, project)
     try:
         key = issue_key(services, tenant_id, project, budget, home)
     except TenantExists:  # onboarded concurrently; our key was deleted with the failed store
-        return existing(services, tenant_id, started)
+        return existing(services, tenant_id, started)  # the access objects are the winner's
+    except BaseException:
+        if access is not None:
+            tagged.undo(services.langsmith, tenant_id, access)
+        raise
     try:
         verify_key(services, tenant_id)
     except BaseException:
         undo_issue_key(services, tenant_id, key, home)
+        if access is not None:
+            tagged.undo(services.langsmith, tenant_id, access)
         raise
     return OnboardingResult(
         tenant_id=tenant_id,

@@ -10,6 +10,10 @@
    (discard a dead AWSPENDING, retire, delete orphans). Then, under the lock again, the one
    protocol repair (resume a rotation, replace a dead key, rotate an expiring one, finish an
    offboarding).
+
+Tagged isolation adds the tool's roles, access policies and tag values to the survey (four
+listing calls): a tenant whose objects drifted is repaired under its lock and, if the probe
+then does not see its key confined, rotated; those of a tenant without a secret are removed.
 """
 
 from __future__ import annotations
@@ -21,15 +25,26 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, SerializeAsAny
 
-from tenant_keys.errors import BadInput, CorruptSecret, SecretStoreError, TenantNotFound
+from tenant_keys import tagged
+from tenant_keys.errors import (
+    BadInput,
+    CorruptSecret,
+    Forbidden,
+    IsolationNotProven,
+    KeyTestFailed,
+    SecretStoreError,
+    TenantNotFound,
+    error_text,
+)
 from tenant_keys.events import RepairEvent, RetireOverdueEvent, TenantEvent
-from tenant_keys.keys import KeyHome, key_works, keys_by_mode
+from tenant_keys.keys import KeyHome, key_works, keys_by_mode, tagged_home
 from tenant_keys.layout import (
     CURRENT,
     PENDING,
     PREVIOUS,
     RETIRE_PENDING,
     TAG_OFFBOARDING,
+    TAG_PROJECT,
     SecretState,
 )
 from tenant_keys.locks import TenantLocks
@@ -38,10 +53,14 @@ from tenant_keys.offboarding import offboard
 from tenant_keys.reconcile_plan import (
     LOCAL_KINDS,
     PROTOCOL_KINDS,
+    AccessFound,
+    AccessIds,
     OwnKey,
     Policy,
+    PolicyFound,
     Repair,
     RepairKind,
+    RoleFound,
     TenantSnapshot,
     VersionInfo,
     liveness_from_list,
@@ -50,8 +69,8 @@ from tenant_keys.reconcile_plan import (
     plan_tenant,
 )
 from tenant_keys.rotation import (
+    RotationResult,
     discard_pending_key,
-    error_text,
     retire_marked_key,
     retire_previous_key,
     rotate,
@@ -137,17 +156,83 @@ def snapshot_tenant(store: SecretStore, tenant_id: str) -> TenantSnapshot:
         return TenantSnapshot(tenant_id=tenant_id, status="offboarding")
     try:
         unfinished = state.version_with(PENDING) != state.version_with(CURRENT)
+        current = _version(store, tenant_id, state, CURRENT)
         return TenantSnapshot(
             tenant_id=tenant_id,
             status="active",
-            current=_version(store, tenant_id, state, CURRENT),
+            current=current,
             pending=_version(store, tenant_id, state, PENDING) if unfinished else None,
             previous=_version(store, tenant_id, state, PREVIOUS),
             retire_pending=_version(store, tenant_id, state, RETIRE_PENDING),
+            access=_access_ids(state, current),
         )
     except (CorruptSecret, SecretStoreError, TenantNotFound) as exc:
         # TenantNotFound here: a label on a version without a value (not written by this tool).
         return TenantSnapshot(tenant_id=tenant_id, status="unreadable", problem=str(exc))
+
+
+def _access_ids(state: SecretState, current: VersionInfo | None) -> AccessIds | None:
+    home = KeyHome.of(state.tags)
+    if home.mode != "tagged":
+        return None
+    return AccessIds(
+        project_id=state.tags.get(TAG_PROJECT) or (current.project_id if current else None),
+        tag_value_id=home.tag_value_id,
+        role_id=home.role_id,
+        policy_id=home.policy_id,
+    )
+
+
+def list_access(services: Services) -> dict[str, AccessFound] | None:
+    """The tool's objects of tagged isolation by tenant, or None when they cannot be listed (no
+    org id, or an admin key that may not read roles and policies: then no tenant can be in
+    tagged isolation)."""
+    if not services.settings.langsmith_org_id:
+        return None
+    try:
+        found = tagged.list_tool_access(services.langsmith)
+    except Forbidden:
+        return None
+    return access_by_tenant(found)
+
+
+def access_by_tenant(found: tagged.ToolAccess) -> dict[str, AccessFound]:
+    by_tenant: dict[str, AccessFound] = {}
+    for tenant in sorted(found.tenants):
+        roles = found.roles.get(tenant, [])
+        policies = found.policies.get(tenant, [])
+        own = {p.id for p in policies}
+        foreign = {
+            policy_id
+            for role in roles
+            for policy_id in found.policies_on(role.id)
+            if policy_id not in own
+        }
+        by_tenant[tenant] = AccessFound(
+            tenant_id=tenant,
+            values={v.id: tuple(found.tagged.get(v.id, [])) for v in found.values.get(tenant, [])},
+            roles=tuple(
+                RoleFound(role_id=r.id, permissions_ok=tagged.role_matches(r)) for r in roles
+            ),
+            policies=tuple(
+                PolicyFound(
+                    policy_id=p.id,
+                    matches=tagged.policy_matches(p, tenant),
+                    role_ids=tuple(p.role_ids),
+                    created_at=_timestamp(p.created_at),
+                )
+                for p in policies
+            ),
+            foreign_policies=tuple(sorted(foreign)),
+        )
+    return by_tenant
+
+
+def _timestamp(text: str | None) -> datetime | None:
+    try:
+        return datetime.fromisoformat(text) if text else None
+    except ValueError:
+        return None
 
 
 def snapshot_tenants(
@@ -255,20 +340,25 @@ def survey(services: Services, named: list[str] | None, policy: Policy, rotation
     """Steps 1-2, reads only: every tenant (or the named ones) and the tool's keys, the plan."""
     now = utcnow()
     keys = list_own_keys(services)
+    access = list_access(services)
     if named is not None:
         keys = [k for k in keys if k.tenant_id in named]
         tenant_ids = set(named)
     else:
         tenant_ids = set(services.store.iter_tenants()) | {k.tenant_id for k in keys}
+        tenant_ids |= set(access or {})
     snapshots = snapshot_tenants(
         services.store, tenant_ids, workers=services.settings.max_concurrency
     )
     live = liveness_from_list(keys, now)
+    repairs = plan(
+        snapshots, keys, live, now=now, policy=policy, rotation_id=rotation_id, access=access
+    )
     return Survey(
         rotation_id=rotation_id,
         keys=keys,
         snapshots=snapshots,
-        repairs=plan(snapshots, keys, live, now=now, policy=policy, rotation_id=rotation_id),
+        repairs=repairs,
         events=overdue_retires(snapshots, live, now),
     )
 
@@ -362,12 +452,34 @@ def _replan(
     live = liveness_from_list(keys, now)
     if snapshot.status == "active":
         live |= probe_liveness(services, snapshot)
-    return plan_tenant(snapshot, live, keys, now=now, policy=policy, rotation_id=rotation_id)
+    found = None
+    if snapshot.access is not None or snapshot.status in ("absent", "scheduled-for-deletion"):
+        access = list_access(services)
+        tenant = snapshot.tenant_id
+        found = None if access is None else access.get(tenant, AccessFound(tenant_id=tenant))
+    return plan_tenant(
+        snapshot, live, keys, now=now, policy=policy, rotation_id=rotation_id, access=found
+    )
 
 
 def _local(services: Services, repair: Repair, policy: Policy, keys: list[OwnKey]) -> RepairRow:
     tenant_id = repair.tenant_id
     try:
+        if repair.kind == "repair-access":
+            assert repair.rotation_id
+            rotated = repair_access(services, tenant_id, repair.rotation_id)
+            if rotated is None:
+                return row(repair, "done")
+            return row(
+                repair,
+                "failed" if rotated.failed else "done",
+                new_key_id=rotated.new_key_id,
+                error=rotated.error,
+                events=rotated.events,
+            )
+        if repair.kind == "remove-access":
+            removed = tagged.remove_access(services.langsmith, tenant_id)
+            return row(repair, "done" if removed else "already-done")
         if repair.kind == "discard-pending":
             assert repair.version_id and repair.key_id
             discard_pending_key(
@@ -394,6 +506,33 @@ def _local(services: Services, repair: Repair, policy: Policy, keys: list[OwnKey
         return row(repair, "done" if deleted else "already-done")
     except Exception as exc:
         return row(repair, "failed", error=error_text(exc))
+
+
+def repair_access(services: Services, tenant_id: str, rotation_id: str) -> RotationResult | None:
+    """Set a tagged tenant's objects right (`tagged.restore`), record them in its secret's tags,
+    then probe its current key: a key the probe does not see confined (its role was made again,
+    or something else still lets it read beyond its project) is replaced by a rotation, whose
+    result is returned. The caller holds the tenant's lock."""
+    store, langsmith = services.store, services.langsmith
+    state = store.describe(tenant_id)
+    home = KeyHome.of(state.tags)
+    current = store.read(tenant_id)
+    project_id = state.tags.get(TAG_PROJECT) or current.project_id
+    services.ownership.project(tenant_id, project_id, None)  # proven before it is tagged
+    done = tagged.restore(langsmith, tenant_id, project_id, role_id=home.role_id)
+    repaired = tagged_home(done.role_id, done.policy_id, done.tag_value_id)
+    if repaired != home:
+        store.set_tags(tenant_id, repaired.tags())
+    confined = key_works(langsmith, current)  # a dead key needs no probe to be replaced
+    if confined:
+        try:
+            repaired.confine(langsmith, current, tenant_id)
+        except (IsolationNotProven, KeyTestFailed):
+            confined = False
+    result = None if confined else rotate(services, tenant_id, rotation_id, retire_now=True)
+    if result is None or not result.failed:
+        tagged.remove_other_roles(langsmith, tenant_id, keep=done.role_id)
+    return result
 
 
 def _protocol(services: Services, repair: Repair, policy: Policy) -> RepairRow:

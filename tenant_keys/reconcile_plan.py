@@ -17,6 +17,13 @@ The rules, per tenant (DESIGN: rotation, invariants 1 and 2):
   secret exists, without the tenant's lock, so a young unreferenced key may be in flight.
 - A secret tagged as being offboarded: finish the offboarding.
 - A secret the tool cannot read: report it; none of its keys counts as an orphan.
+- Tagged isolation: a tenant whose tag value, the tag on its project, role or access policy is
+  missing or changed (a role with other permissions, a policy that no longer grants exactly its
+  reads or is not attached to its role, a second role or policy of the tool for it): drift;
+  repair it loudly, then replace its key if the probe does not see it confined. A policy that
+  is not the tool's attached to its role: report it (only a human may detach it). The tool's
+  role, policy and tag value of a tenant without a live secret: remove them, once its policy
+  and keys are older than the orphan age (an onboarding makes them before the secret).
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ from tenant_keys.langsmith import ApiKeyInfo
 from tenant_keys.models import TENANT_ID_PATTERN, IsolationMode, parse_key_description
 
 RepairKind = Literal[
+    "repair-access",
     "discard-pending",
     "retire",
     "delete-orphan",
@@ -38,10 +46,17 @@ RepairKind = Literal[
     "replace-dead-key",
     "rotate-expiring",
     "finish-offboarding",
+    "remove-access",
     "attention",
 ]
 # Done under the tenant's lock by reconcile itself, in this order.
-LOCAL_KINDS: tuple[RepairKind, ...] = ("discard-pending", "retire", "delete-orphan")
+LOCAL_KINDS: tuple[RepairKind, ...] = (
+    "repair-access",
+    "discard-pending",
+    "retire",
+    "delete-orphan",
+    "remove-access",
+)
 # Done by another protocol that takes the tenant's lock itself (rotation, offboarding).
 PROTOCOL_KINDS: tuple[RepairKind, ...] = (
     "resume-rotation",
@@ -69,6 +84,43 @@ class VersionInfo(_Frozen):
     previous_key_id: str | None = None  # the key this version's key replaced
 
 
+class AccessIds(_Frozen):
+    """What a tagged tenant's secret names: its project, tag value, role and policy."""
+
+    project_id: str | None = None
+    tag_value_id: str | None = None
+    role_id: str | None = None
+    policy_id: str | None = None
+
+
+class RoleFound(_Frozen):
+    role_id: str
+    permissions_ok: bool  # exactly the tool's permissions for a tenant role
+
+
+class PolicyFound(_Frozen):
+    policy_id: str
+    matches: bool  # grants exactly its tenant's reads
+    role_ids: tuple[str, ...] = ()
+    created_at: datetime | None = None
+
+
+class AccessFound(_Frozen):
+    """The tool's objects of tagged isolation for one tenant, as LangSmith lists them."""
+
+    tenant_id: str
+    # Tag value id -> the projects it tags.
+    values: dict[str, tuple[str, ...]] = {}
+    roles: tuple[RoleFound, ...] = ()
+    policies: tuple[PolicyFound, ...] = ()
+    # Policies the tool did not make, attached to one of the tenant's roles.
+    foreign_policies: tuple[str, ...] = ()
+
+    @property
+    def empty(self) -> bool:
+        return not (self.values or self.roles or self.policies)
+
+
 class TenantSnapshot(_Frozen):
     tenant_id: str
     status: TenantStatus
@@ -79,6 +131,7 @@ class TenantSnapshot(_Frozen):
     previous: VersionInfo | None = None  # AWSPREVIOUS
     retire_pending: VersionInfo | None = None  # a label of the tool's earlier versions
     problem: str | None = None  # why the status is "unreadable"
+    access: AccessIds | None = None  # set for a tenant in tagged isolation
 
     def referenced_key_ids(self) -> set[str]:
         """Keys the secret still accounts for: none of them is an orphan."""
@@ -153,10 +206,12 @@ def plan(
     now: datetime,
     policy: Policy,
     rotation_id: str,
+    access: Mapping[str, AccessFound] | None = None,
 ) -> list[Repair]:
     """Repairs for every surveyed tenant. Keys of tenants that were not surveyed are left alone,
     and so is every tenant in a conflict (a key or project that two secrets name): a human
-    decides which secret was edited."""
+    decides which secret was edited. `access`: the tool's objects of tagged isolation by
+    tenant, when they were listed."""
     by_tenant: dict[str, list[OwnKey]] = {}
     for key in keys:
         by_tenant.setdefault(key.tenant_id, []).append(key)
@@ -174,6 +229,9 @@ def plan(
             now=now,
             policy=policy,
             rotation_id=rotation_id,
+            access=None
+            if access is None
+            else access.get(snapshot.tenant_id, AccessFound(tenant_id=snapshot.tenant_id)),
         )
     return repairs
 
@@ -209,11 +267,14 @@ def plan_tenant(
     now: datetime,
     policy: Policy,
     rotation_id: str,
+    access: AccessFound | None = None,
 ) -> list[Repair]:
     """Repairs for one tenant: local ones first (in `LOCAL_KINDS` order), then at most one protocol run.
 
     `live` says which key ids still authenticate (a missing id: not live); `keys` are the
-    tool's keys that name this tenant; `rotation_id` is the id a new rotation would use.
+    tool's keys that name this tenant; `rotation_id` is the id a new rotation would use;
+    `access` what LangSmith lists of the tool's objects of tagged isolation for this tenant
+    (None: not listed).
     """
     tenant = snapshot.tenant_id
     if snapshot.status == "unreadable":
@@ -234,8 +295,101 @@ def plan_tenant(
         ]
     if snapshot.status in ("absent", "scheduled-for-deletion"):
         why = "no secret" if snapshot.status == "absent" else "secret scheduled for deletion"
-        return _orphans(tenant, keys, set(), now, policy.orphan_min_age, f"tenant has {why}")
-    return _plan_active(snapshot, live, keys, now=now, policy=policy, rotation_id=rotation_id)
+        orphans = _orphans(tenant, keys, set(), now, policy.orphan_min_age, f"tenant has {why}")
+        return orphans + _orphan_access(tenant, access, keys, now, policy.orphan_min_age, why)
+    repairs = _plan_active(snapshot, live, keys, now=now, policy=policy, rotation_id=rotation_id)
+    return _access_drift(snapshot, access, rotation_id) + repairs
+
+
+def _access_drift(
+    snapshot: TenantSnapshot, found: AccessFound | None, rotation_id: str
+) -> list[Repair]:
+    """A tagged tenant whose objects at LangSmith are not what its secret names, or not as the
+    tool made them: one repair that says every difference."""
+    ids = snapshot.access
+    if ids is None or found is None:
+        return []
+    tenant = snapshot.tenant_id
+    drift: list[str] = []
+    if ids.tag_value_id not in found.values:
+        drift.append(f"its tag value {ids.tag_value_id} is missing")
+    elif ids.project_id not in found.values[ids.tag_value_id]:
+        drift.append(f"its project {ids.project_id} lost its tag")
+    role = next((r for r in found.roles if r.role_id == ids.role_id), None)
+    if role is None:
+        drift.append(f"its role {ids.role_id} is missing")
+    elif not role.permissions_ok:
+        drift.append(f"its role {ids.role_id} has other permissions")
+    own = next((p for p in found.policies if p.policy_id == ids.policy_id), None)
+    if own is None:
+        drift.append(f"its access policy {ids.policy_id} is missing")
+    elif not own.matches:
+        drift.append(f"its access policy {ids.policy_id} no longer matches the tenant")
+    elif ids.role_id not in own.role_ids:
+        drift.append(f"its access policy {ids.policy_id} is not attached to its role")
+    drift += [
+        f"access policy {p.policy_id} of the tool no longer matches the tenant"
+        for p in found.policies
+        if p.policy_id != ids.policy_id and not p.matches
+    ]
+    drift += [
+        f"a second access policy {p.policy_id} of the tool for the tenant"
+        for p in found.policies
+        if p.policy_id != ids.policy_id and p.matches
+    ]
+    drift += [
+        f"a second role {r.role_id} of the tool for the tenant"
+        for r in found.roles
+        if r.role_id != ids.role_id
+    ]
+    repairs = []
+    if drift:
+        repairs.append(
+            Repair(
+                tenant_id=tenant,
+                kind="repair-access",
+                rotation_id=rotation_id,
+                reason="DRIFT: " + "; ".join(drift) + ": repair it, and replace the key if the "
+                "probe does not see it confined",
+            )
+        )
+    if found.foreign_policies:
+        repairs.append(
+            Repair(
+                tenant_id=tenant,
+                kind="attention",
+                reason=f"access policies the tool did not make are attached to the tenant's role "
+                f"({', '.join(found.foreign_policies)}): they may grant reads of other tenants' "
+                "projects; detach them in LangSmith",
+            )
+        )
+    return repairs
+
+
+def _orphan_access(
+    tenant_id: str,
+    found: AccessFound | None,
+    keys: Iterable[OwnKey],
+    now: datetime,
+    min_age: timedelta,
+    why: str,
+) -> list[Repair]:
+    """The tool's objects of tagged isolation of a tenant without a live secret; spared while an
+    onboarding may be making them (a policy or key of the tenant younger than `min_age`)."""
+    if found is None or found.empty:
+        return []
+    born = [p.created_at for p in found.policies] + [
+        k.created_at for k in keys if k.tenant_id == tenant_id
+    ]
+    if any(t is not None and now - t < min_age for t in born):
+        return []
+    return [
+        Repair(
+            tenant_id=tenant_id,
+            kind="remove-access",
+            reason=f"orphan role, access policy or tag value of tagged isolation: tenant has {why}",
+        )
+    ]
 
 
 def _plan_active(

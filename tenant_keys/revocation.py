@@ -41,6 +41,7 @@ from tenant_keys.errors import (
     ReplacementFailed,
     RevokeFailed,
     TenantNotFound,
+    error_text,
 )
 from tenant_keys.keys import (
     KeyHome,
@@ -72,7 +73,6 @@ from tenant_keys.models import (
     utcnow,
     validate_tenant_id,
 )
-from tenant_keys.rotation import error_text
 from tenant_keys.services import Services
 
 log = logging.getLogger(__name__)
@@ -471,8 +471,9 @@ def replace_current_key(
     stored = mint_and_store(
         services, tenant_id, rotation_id, base=current, stage=REVOKE_REPLACEMENT, home=home
     )
-    assert stored.version_id is not None
+    assert stored.version_id is not None and stored.record is not None
     try:
+        home.confine(langsmith, stored.record, tenant_id)
         store.move_label(
             tenant_id,
             CURRENT,

@@ -25,14 +25,14 @@ from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny
 
 from tenant_keys.errors import (
     BadInput,
+    IsolationNotProven,
     KeyTestFailed,
     RetireFailed,
-    TenantKeysError,
+    error_text,
 )
 from tenant_keys.events import KeyRotatedEvent, RetireFailedEvent, TenantEvent
 from tenant_keys.keys import (
     KeyHome,
-    check_key,
     delete_owned,
     key_works,
     mint_and_store,
@@ -48,7 +48,6 @@ from tenant_keys.layout import (
     TenantKeyRecord,
 )
 from tenant_keys.models import utcnow, validate_tenant_id
-from tenant_keys.redact import redact
 from tenant_keys.services import Services
 
 RotationOutcome = Literal[
@@ -136,9 +135,13 @@ def create_pending_key(
     )
 
 
-def test_pending_key(services: Services, tenant_id: str, pending: PendingKey) -> None:
-    """Step 2. The pending key authenticates (bounded retries: a new key may take a moment)."""
-    check_key(services.langsmith, pending.record, tenant_id)
+def test_pending_key(
+    services: Services, tenant_id: str, pending: PendingKey, home: KeyHome | None = None
+) -> None:
+    """Step 2. The pending key authenticates (bounded retries: a new key may take a moment);
+    in tagged mode the probe also sees it confined to the tenant's project."""
+    home = home or tenant_home(services, tenant_id)
+    home.test(services.langsmith, pending.record, tenant_id)
 
 
 def discard_pending_key(
@@ -249,8 +252,8 @@ def rotate(
         if pending is None:
             return result("already-rotated")
         try:
-            test_pending_key(services, tenant_id, pending)
-        except KeyTestFailed:
+            test_pending_key(services, tenant_id, pending, home)
+        except (KeyTestFailed, IsolationNotProven):
             discard_pending_key(
                 services, tenant_id, version_id=pending.token, key_id=pending.key_id
             )
@@ -318,13 +321,6 @@ def _retire_alarm(tenant_id: str, key_id: str | None, events: list[TenantEvent])
     except Exception as exc:
         events.append(RetireFailedEvent(tenant_id=tenant_id, key_id=key_id, error=error_text(exc)))
         raise RetireFailed(tenant_id, key_id, type(exc).__name__) from exc
-
-
-def error_text(exc: BaseException) -> str:
-    """One line about a failure, safe to store: the tool's own messages hold no key, and
-    anything else passes the redactor."""
-    text = str(exc) if isinstance(exc, TenantKeysError) else f"{type(exc).__name__}: {exc}"
-    return redact(text.splitlines()[0] if text else type(exc).__name__)
 
 
 def rotation_targets(services: Services, tenants: list[str] | Literal["all"]) -> Iterator[str]:

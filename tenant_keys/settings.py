@@ -34,7 +34,14 @@ ADMIN_KEY_MISSING = (
 )
 WORKSPACE_MODE_NEEDS_ORG = (
     "workspace isolation needs an org-scoped admin key: set TENANT_KEYS_LANGSMITH_ORG_ID and "
-    "an Organization Admin service key as TENANT_KEYS_LANGSMITH_ADMIN_KEY"
+    "keep an Organization Admin service key in the admin key secret "
+    "(TENANT_KEYS_LANGSMITH_ADMIN_KEY_SECRET)"
+)
+TAGGED_MODE_NEEDS_ORG = (
+    "tagged isolation needs an org-scoped admin key (roles and access policies are organization "
+    "settings): set TENANT_KEYS_LANGSMITH_ORG_ID, TENANT_KEYS_LANGSMITH_WORKSPACE_ID (the shared "
+    "workspace) and keep an Organization Admin service key in the admin key secret "
+    "(TENANT_KEYS_LANGSMITH_ADMIN_KEY_SECRET)"
 )
 
 
@@ -77,8 +84,9 @@ class Settings(BaseSettings):
     # unset means the admin key's own workspace (an org-scoped key has none: then set it).
     langsmith_workspace_id: str | None = None
     langsmith_org_id: str | None = None
-    # Isolation of new tenants: "project" (a project in the shared workspace) or "workspace"
-    # (a workspace per tenant, reached by an org service key scoped to it). docs/isolation.md
+    # Isolation of new tenants: "project" (a project in the shared workspace), "workspace"
+    # (a workspace per tenant, reached by an org service key scoped to it) or "tagged" (a
+    # project in the shared workspace that only the tenant's keys may read). docs/isolation.md
     isolation: IsolationMode = "project"
     langsmith_timeout_seconds: Annotated[float, Field(gt=0)] = 10.0
     # LangSmith's limit on the calls the tool makes, per API key, as its rate-limit page states
@@ -157,6 +165,8 @@ class Settings(BaseSettings):
     def _workspace_mode_needs_an_org(cls, value: str, info: ValidationInfo) -> str:
         if value == "workspace" and not info.data.get("langsmith_org_id"):
             raise ValueError(WORKSPACE_MODE_NEEDS_ORG)
+        if value == "tagged" and not info.data.get("langsmith_org_id"):
+            raise ValueError(TAGGED_MODE_NEEDS_ORG)
         return value
 
     @field_validator("langsmith_admin_key", "langsmith_admin_key_secret", mode="before")

@@ -6,7 +6,7 @@ from __future__ import annotations
 from tenant_keys.errors import BadInput, LangSmithError
 from tenant_keys.langsmith import LangSmithAdmin, Workspace
 from tenant_keys.models import IsolationMode
-from tenant_keys.settings import WORKSPACE_MODE_NEEDS_ORG, Settings
+from tenant_keys.settings import TAGGED_MODE_NEEDS_ORG, WORKSPACE_MODE_NEEDS_ORG, Settings
 
 
 def workspace_name(tenant_id: str) -> str:
@@ -41,8 +41,10 @@ def ensure_tenant_workspace(langsmith: LangSmithAdmin, tenant_id: str) -> Worksp
 def isolation_for(settings: Settings, override: str | None) -> IsolationMode:
     """The mode for new tenants: the override, else the setting; checked before any side effect."""
     mode = (override or settings.isolation).strip().lower()
-    if mode not in ("project", "workspace"):
-        raise BadInput(f"isolation {override!r} is invalid: use 'project' or 'workspace'")
+    if mode not in ("project", "workspace", "tagged"):
+        raise BadInput(f"isolation {override!r} is invalid: use 'project', 'workspace' or 'tagged'")
     if mode == "workspace" and not settings.langsmith_org_id:
         raise BadInput(WORKSPACE_MODE_NEEDS_ORG)
+    if mode == "tagged" and not settings.langsmith_org_id:
+        raise BadInput(TAGGED_MODE_NEEDS_ORG)
     return mode  # type: ignore[return-value]  # checked just above

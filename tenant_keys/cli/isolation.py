@@ -1,6 +1,8 @@
-"""`tenant-keys check-isolation A B`."""
+"""`tenant-keys check-isolation A [B]`."""
 
 from __future__ import annotations
+
+from typing import Annotated
 
 import typer
 
@@ -8,8 +10,14 @@ from tenant_keys.cli.app import app, console, run
 
 
 @app.command(name="check-isolation")
-def check_isolation(tenant_a: str, tenant_b: str) -> None:
-    """Try each tenant's key on the other's project; exit 1 if either read succeeds."""
+def check_isolation(
+    tenant_a: str,
+    tenant_b: Annotated[
+        str | None, typer.Argument(help="Another tenant (default: the canary project).")
+    ] = None,
+) -> None:
+    """Try each tenant's key on the other's project (one tenant: its key on the canary project,
+    which no tenant key may read); exit 1 if any read succeeds."""
 
     def action() -> None:
         from rich.markdown import Markdown

@@ -1,4 +1,4 @@
-"""`tenant-keys migrate`: move a tenant to workspace isolation (docs/isolation.md)."""
+"""`tenant-keys migrate`: move a tenant to workspace or tagged isolation (docs/isolation.md)."""
 
 from __future__ import annotations
 
@@ -13,9 +13,10 @@ from tenant_keys.cli.app import app, print_table, run
 @app.command()
 def migrate(
     tenant: Annotated[str, typer.Argument(help="Tenant id.")],
-    to: Annotated[str, typer.Option("--to", help="Target isolation mode: workspace.")],
+    to: Annotated[str, typer.Option("--to", help="Target isolation mode: workspace or tagged.")],
 ) -> None:
-    """Move a tenant to a workspace of its own with a key scoped to it; revoke its old key."""
+    """Move a tenant to a workspace of its own with a key scoped to it, or to tagged isolation
+    (its project tagged, a key confined to it); revoke its old key."""
 
     def action() -> None:
         from flows.migrate import migrate_tenant

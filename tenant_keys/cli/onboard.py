@@ -48,7 +48,7 @@ def onboard(
     budget: Annotated[int | None, typer.Option(help="Trace budget per billing window.")] = None,
     isolation: Annotated[
         str | None,
-        typer.Option(help="'project' or 'workspace' (default: TENANT_KEYS_ISOLATION)."),
+        typer.Option(help="'project', 'workspace' or 'tagged' (default: TENANT_KEYS_ISOLATION)."),
     ] = None,
 ) -> None:
     """Give each tenant its own LangSmith project, key and secret (existing tenants are left alone)."""
@@ -56,7 +56,10 @@ def onboard(
     def action() -> None:
         from flows.onboarding import onboard_tenants
         from tenant_keys.onboarding import validate_budget, validate_tenants
+        from tenant_keys.services import get_services
+        from tenant_keys.workspaces import isolation_for
 
+        isolation_for(get_services().settings, isolation)  # before any flow run
         validate_budget(budget)
         rows = [(t, budget) for t in tenants or []] + (read_tenant_file(file) if file else [])
         validate_tenants([t for t, _ in rows])

@@ -23,7 +23,7 @@ import copy
 import logging
 from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import httpx2 as httpx
 from pydantic import BaseModel, SecretStr, TypeAdapter, ValidationError
@@ -53,10 +53,19 @@ from tenant_keys.errors import (
 )
 from tenant_keys.langsmith.audit import AuditLogPage
 from tenant_keys.langsmith.models import (
+    AccessPolicy,
+    AccessPolicyList,
     ApiKeyInfo,
+    Created,
     CreatedApiKey,
     OrgInfo,
     Project,
+    Role,
+    Tagging,
+    TaggingsResponse,
+    TagKeyWithTaggings,
+    TagKeyWithValues,
+    TagValue,
     UsageLimit,
     Workspace,
 )
@@ -66,6 +75,12 @@ from tenant_keys.redact import redact
 log = logging.getLogger(__name__)
 
 PAGE_SIZE = 100  # the API's maximum `limit`
+# The spec lists the access-policy paths under `/v1/platform`, beside `/api/v1`: where LangSmith
+# is served under `/api` (self-hosted), they are too.
+ACCESS_POLICIES = "/v1/platform/orgs/current/access-policies"
+# What a tenant key's request showed: the read was served, refused (403, or 404: hidden), or
+# the key itself was not accepted (401).
+TenantRead = Literal["readable", "refused", "unauthenticated"]
 M = TypeVar("M", bound=BaseModel)
 T = TypeVar("T")
 
@@ -94,6 +109,7 @@ class LangSmithAdmin:
         max_connections: int = 100,
     ) -> None:
         self.base_url = normalize_base_url(base_url)
+        self._platform = "/api" if base_url.rstrip("/") != self.base_url else ""
         # Asked on every call (`_headers`), so a rotated admin key is picked up without a restart.
         self._admin_key: AdminKeySource = (
             StaticAdminKey(admin_key) if isinstance(admin_key, SecretStr) else admin_key
@@ -245,8 +261,8 @@ class LangSmithAdmin:
         workspace_id: str | None = None,
         role_id: str | None = None,
     ) -> CreatedApiKey:
-        """Mint a workspace service key (`role_id` None: LangSmith's default, Workspace Admin).
-        Its secret is in `.key` (a SecretStr) and nowhere else."""
+        """Mint a workspace service key (with the workspace role `role_id`; LangSmith's default
+        is Workspace Admin). Its secret is in `.key` (a SecretStr) and nowhere else."""
         body: dict[str, Any] = {
             "description": description,
             "expires_at": expires_at.isoformat() if expires_at else None,
@@ -350,25 +366,206 @@ class LangSmithAdmin:
             UsageLimit, "PUT", "/api/v1/usage-limits", json=body, workspace_id=workspace_id
         )
 
+    # -- tagged isolation: resource tags (workspace), roles and access policies (org) -------
+
+    def list_tags(self) -> list[TagKeyWithValues]:
+        """Every tag key of the workspace with its values."""
+        return self._call_list(TagKeyWithValues, "GET", "/api/v1/workspaces/current/tags")
+
+    def create_tag_key(self, key: str, *, description: str) -> TagKeyWithValues:
+        body = {"key": key, "description": description}
+        return self._call(
+            TagKeyWithValues,
+            "POST",
+            "/api/v1/workspaces/current/tag-keys",
+            json=body,
+            creates=True,
+        )
+
+    def create_tag_value(self, tag_key_id: str, value: str, *, description: str) -> TagValue:
+        return self._call(
+            TagValue,
+            "POST",
+            "/api/v1/workspaces/current/tag-keys/{key}/tag-values",
+            path_args={"key": tag_key_id},
+            json={"value": value, "description": description},
+            creates=True,
+        )
+
+    def delete_tag_value(self, tag_key_id: str, tag_value_id: str) -> bool:
+        """Delete a tag value, and with it its taggings; False if it was already gone."""
+        try:
+            self._request(
+                "DELETE",
+                "/api/v1/workspaces/current/tag-keys/{key}/tag-values/{value}",
+                path_args={"key": tag_key_id, "value": tag_value_id},
+            )
+        except NotFound:
+            return False
+        return True
+
+    def list_taggings(self) -> list[TaggingsResponse]:
+        """Every tag value of the workspace with the resources it tags."""
+        return self._call_list(TaggingsResponse, "GET", "/api/v1/workspaces/current/taggings")
+
+    def project_tags(self, project_id: str) -> list[TagKeyWithTaggings]:
+        """The tag keys on a project, each with its values there and their taggings."""
+        return self._call_list(
+            TagKeyWithTaggings,
+            "GET",
+            "/api/v1/workspaces/current/tags/resource",
+            params={"resource_type": "project", "resource_id": project_id},
+        )
+
+    def tag_project(self, tag_value_id: str, project_id: str) -> Tagging:
+        body = {"tag_value_id": tag_value_id, "resource_type": "project", "resource_id": project_id}
+        return self._call(
+            Tagging, "POST", "/api/v1/workspaces/current/taggings", json=body, creates=True
+        )
+
+    def delete_tagging(self, tagging_id: str) -> bool:
+        return self._delete("/api/v1/workspaces/current/taggings/{id}", tagging_id)
+
+    def list_roles(self) -> list[Role]:
+        """The organization's roles: the fixed ones and its custom roles."""
+        return self._call_list(Role, "GET", "/api/v1/orgs/current/roles", org=True)
+
+    def create_role(self, display_name: str, *, description: str, permissions: list[str]) -> Role:
+        body = {
+            "display_name": display_name,
+            "description": description,
+            "permissions": permissions,
+        }
+        return self._call(
+            Role, "POST", "/api/v1/orgs/current/roles", json=body, creates=True, org=True
+        )
+
+    def update_role(
+        self, role_id: str, display_name: str, *, description: str, permissions: list[str]
+    ) -> Role:
+        body = {
+            "display_name": display_name,
+            "description": description,
+            "permissions": permissions,
+        }
+        return self._call(
+            Role,
+            "PATCH",
+            "/api/v1/orgs/current/roles/{id}",
+            path_args={"id": role_id},
+            json=body,
+            org=True,
+        )
+
+    def delete_role(self, role_id: str) -> bool:
+        return self._delete("/api/v1/orgs/current/roles/{id}", role_id, org=True)
+
+    def list_access_policies(self) -> list[AccessPolicy]:
+        found = self._call(AccessPolicyList, "GET", self._platform + ACCESS_POLICIES, org=True)
+        return found.access_policies
+
+    def create_access_policy(
+        self,
+        name: str,
+        *,
+        description: str,
+        effect: str,
+        condition_groups: list[dict[str, Any]],
+        role_ids: list[str],
+    ) -> str:
+        """Create an access policy attached to `role_ids`; returns its id."""
+        body = {
+            "name": name,
+            "description": description,
+            "effect": effect,
+            "condition_groups": condition_groups,
+            "role_ids": role_ids,
+        }
+        path = self._platform + ACCESS_POLICIES
+        return self._call(Created, "POST", path, json=body, creates=True, org=True).id
+
+    def attach_access_policies(self, role_id: str, policy_ids: list[str]) -> None:
+        self._request(
+            "POST",
+            self._platform + ACCESS_POLICIES + "/roles/{id}/access-policies",
+            path_args={"id": role_id},
+            json={"access_policy_ids": policy_ids},
+            org=True,
+        )
+
+    def delete_access_policy(self, policy_id: str) -> bool:
+        return self._delete(self._platform + ACCESS_POLICIES + "/{id}", policy_id, org=True)
+
     # -- a tenant key's own view ------------------------------------------------------------------
 
-    def authenticates(self, api_key: SecretStr, *, workspace_id: str | None = None) -> bool:
+    def authenticates(
+        self, api_key: SecretStr, *, workspace_id: str | None = None, project_id: str | None = None
+    ) -> bool:
         """Whether `api_key` is accepted: True on 200, False on 401; anything else raises.
 
-        Sent with the tenant's key, so it does not spend the admin key's rate limit.
+        Sent with the tenant's key, so it does not spend the admin key's rate limit. With
+        `project_id` the list asks for that project only: a key that may read no other project
+        (tagged isolation) is then not refused for the projects it may not see.
         """
         headers = {"X-API-Key": api_key.get_secret_value()}
         if workspace_id:
             headers["X-Tenant-Id"] = workspace_id
         route = "GET /api/v1/sessions (tenant key)"
+        params: dict[str, Any] = {"limit": 1}
+        if project_id:
+            params["id"] = project_id
         try:
-            response = self._http.get("/api/v1/sessions", params={"limit": 1}, headers=headers)
+            response = self._http.get("/api/v1/sessions", params=params, headers=headers)
         except httpx.HTTPError as exc:
             raise _transport_error(route, exc) from None
         if response.status_code == 401:
             return False
         if response.is_success:
             return True
+        raise _status_error(route, response)
+
+    def reads_project_as(
+        self, api_key: SecretStr, project_id: str, *, workspace_id: str | None
+    ) -> TenantRead:
+        """What `api_key` gets when it reads the project by id."""
+        return self._as_tenant(
+            api_key, "GET", "/api/v1/sessions/{id}", project_id, workspace_id=workspace_id
+        )
+
+    def reads_runs_as(
+        self, api_key: SecretStr, project_id: str, *, workspace_id: str | None
+    ) -> TenantRead:
+        """What `api_key` gets when it queries the project's runs (the runs query, one run)."""
+        body = {"project_ids": [project_id], "page_size": 1}
+        return self._as_tenant(
+            api_key, "POST", "/api/v2/runs/query", project_id, workspace_id=workspace_id, json=body
+        )
+
+    def _as_tenant(
+        self,
+        api_key: SecretStr,
+        method: str,
+        template: str,
+        project_id: str,
+        *,
+        workspace_id: str | None,
+        json: Any = None,
+    ) -> TenantRead:
+        headers = {"X-API-Key": api_key.get_secret_value()}
+        if workspace_id:
+            headers["X-Tenant-Id"] = workspace_id
+        route = f"{method} {template} (tenant key)"
+        path = template.format(id=project_id)
+        try:
+            response = self._http.request(method, path, headers=headers, json=json)
+        except httpx.HTTPError as exc:
+            raise _transport_error(route, exc) from None
+        if response.is_success:
+            return "readable"
+        if response.status_code == 401:
+            return "unauthenticated"
+        if response.status_code in (403, 404):
+            return "refused"
         raise _status_error(route, response)
 
     # -- plumbing ---------------------------------------------------------------------------

@@ -75,3 +75,110 @@ class UsageLimit(_Response):
     id: str
     limit_type: str
     limit_value: int
+
+
+# -- tagged isolation: resource tags, roles, access policies ----------------------------------
+
+
+class TagValue(_Response):
+    id: str
+    value: str
+    tag_key_id: str
+    description: str | None = None
+
+
+class TagKeyWithValues(_Response):
+    """TagKeyWithValues (`GET /workspaces/current/tags`); also TagKey, with no values."""
+
+    id: str
+    key: str
+    description: str | None = None
+    values: list[TagValue] = []
+
+
+class Tagging(_Response):
+    id: str
+    tag_value_id: str
+    resource_type: str
+    resource_id: str
+
+
+class TagValueWithTaggings(TagValue):
+    taggings: list[Tagging] = []
+
+
+class TagKeyWithTaggings(_Response):
+    """TagKeyWithValuesAndTaggings: the tags on one resource."""
+
+    id: str
+    key: str
+    values: list[TagValueWithTaggings] = []
+
+
+class TaggedResource(_Response):
+    tagging_id: str
+    resource_id: str
+
+
+class TaggedResources(_Response):
+    projects: list[TaggedResource] = []
+
+
+class TaggingsResponse(_Response):
+    """TaggingsResponse: one tag value and the resources it tags."""
+
+    tag_key: str
+    tag_key_id: str
+    tag_value: str
+    tag_value_id: str
+    resources: TaggedResources
+
+
+class Role(_Response):
+    id: str
+    name: str
+    display_name: str
+    description: str
+    organization_id: str | None = None
+    permissions: list[str] = []
+
+
+class Condition(_Response):
+    """authz_internal.Condition."""
+
+    attribute_name: str
+    attribute_key: str
+    operator: str
+    attribute_value: str
+
+
+class ConditionGroup(_Response):
+    """authz_internal.ConditionGroup."""
+
+    permission: str
+    resource_type: str
+    conditions: list[Condition] = []
+
+
+class AccessPolicy(_Response):
+    """authz_internal.AccessPolicy."""
+
+    id: str
+    name: str
+    description: str = ""
+    effect: str
+    condition_groups: list[ConditionGroup] = []
+    role_ids: list[str] = []
+    created_at: str | None = None  # the spec gives no format
+
+
+class AccessPolicyList(_Response):
+    """authz_internal.ListAccessPoliciesResponse."""
+
+    access_policies: list[AccessPolicy] = []
+
+
+class Created(_Response):
+    """authz_internal.AccessPolicyCreateResponse."""
+
+    id: str

@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
 import pytest
+from pydantic import SecretStr
 
 from devstack.stack import LocalStack
 from tenant_keys.onboarding import onboard
@@ -50,3 +51,18 @@ class ThreadLocks:
         finally:
             for lock in reversed(locks):
                 lock.release()
+
+
+@pytest.fixture(scope="session")
+def tagged_services(backends: LocalStack) -> Iterator[Services]:
+    """Services for tagged isolation: the org's Organization Admin key (roles and access
+    policies are organization settings), in the shared workspace of the default services."""
+    settings = get_services().settings.model_copy(
+        update={
+            "langsmith_admin_key": SecretStr(backends.langsmith.org_admin_key),
+            "isolation": "tagged",
+        }
+    )
+    services = Services.from_settings(settings)
+    yield services
+    services.close()

@@ -10,6 +10,7 @@ from devstack.langsmith_emulator import EmulatorServer
 from devstack.stack import ADMIN_SECRET_NAME, LocalStack
 from tenant_keys.admin_rotation import NoAdminLock, retire_admin, rotate_admin
 from tenant_keys.errors import ConfigError
+from tenant_keys.keys import KeyHome
 from tenant_keys.layout import CURRENT, PENDING
 from tenant_keys.onboarding import onboard
 from tenant_keys.rotation import rotate
@@ -86,6 +87,31 @@ def test_rotate_admin_end_to_end_and_the_flows_keep_working(
     assert rotated.new_key_id and _created_by(backends, rotated.new_key_id) == new.key_id
     [event] = result.events
     assert event.name == "tenant-keys.admin-key.rotated"
+
+
+def test_a_tagged_tenant_rotates_with_the_new_admin_key(
+    backends: LocalStack, tenant_id: str
+) -> None:
+    """Tagged isolation has the admin key (an org key) mint the tenant's keys with the tenant's
+    role in the shared workspace and prove them confined to its project: after rotate-admin the
+    new admin key does both, and the old one is gone."""
+    secret = new_admin_secret(backends, "org")
+    with services_for(secret, isolation="tagged", admin_key_cache_seconds=3600) as services:
+        onboarded = onboard(services, tenant_id, isolation="tagged")
+        assert onboarded.outcome == "created", onboarded.error
+        assert services.admin_secret is not None
+        old = services.admin_secret.read_admin()
+
+        result = rotate_admin(services, "ra-tagged", retire_now=True, lock=NoAdminLock())
+
+        assert result.outcome == "rotated", result.error
+        assert key_state(backends, old.key_id)["deleted"], "the old admin key is deleted"
+        rotated = rotate(services, tenant_id, "r-tagged-after-admin", retire_now=True)
+        home = KeyHome.of(services.store.describe(tenant_id).tags)
+
+    assert rotated.outcome == "rotated", rotated.error
+    assert rotated.new_key_id and _created_by(backends, rotated.new_key_id) == result.new_key_id
+    assert home.mode == "tagged"
 
 
 def test_a_failed_test_step_leaves_the_old_admin_key_in_place(

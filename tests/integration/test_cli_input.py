@@ -86,6 +86,9 @@ def _locks() -> set[str]:
         (["check-isolation", "{tenant}", "{nosuch}"], "is not onboarded"),
         (["offboard", "Not_A_Slug"], "is invalid: use a lowercase slug"),
         (["budget", "set", "{tenant}", "-5"], "budget '-5' is invalid"),
+        (["onboard", "{nosuch}", "--isolation", "tenant"], "isolation 'tenant' is invalid"),
+        (["migrate", "{tenant}", "--to", "project"], "only `--to workspace` or `--to tagged`"),
+        (["check-isolation", "{tenant}", "{tenant}"], "name two different tenants"),
     ],
     ids=[
         "unknown-among-known",
@@ -97,6 +100,9 @@ def _locks() -> set[str]:
         "isolation-unknown",
         "offboard-bad-id",
         "budget-negative",
+        "isolation-value-unknown",
+        "migrate-back",
+        "check-isolation-same-tenant",
     ],
 )
 def test_bad_input_is_one_line_before_any_side_effect(

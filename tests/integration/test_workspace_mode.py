@@ -1,5 +1,6 @@
-"""Workspace isolation (issue 9) on the local stack: the same flows in both modes, the isolation
-check refusing the cross read, and the documented move of a tenant from project to workspace.
+"""Workspace isolation (issue 9) and tagged isolation (issue 17) on the local stack: the same
+flows in all three modes, the isolation check refusing the cross read, and the documented move
+of a tenant from project to workspace.
 
 The admin credential is the emulator's org-wide Organization Admin service key, as workspace
 mode requires; project-mode tenants then live in the shared workspace it names with
@@ -27,11 +28,12 @@ from flows.reconcile import reconcile
 from flows.revoke import emergency_revoke
 from flows.rotation import rotate_keys
 from tenant_keys import migration as migrate_steps
+from tenant_keys import tagged
 from tenant_keys.cli import app
 from tenant_keys.errors import BadInput, Forbidden, OrgKeyNeedsWorkspace
 from tenant_keys.keys import KeyHome, mint_key
 from tenant_keys.langsmith import LangSmithAdmin
-from tenant_keys.layout import MIGRATING, TAG_BUDGET, TAG_ISOLATION, TAG_WORKSPACE
+from tenant_keys.layout import MIGRATING, TAG_BUDGET, TAG_ISOLATION, TAG_ROLE, TAG_WORKSPACE
 from tenant_keys.onboarding import OnboardingResult
 from tenant_keys.reconcile import ReconcileReport
 from tenant_keys.runtime import TenantTracing
@@ -50,7 +52,7 @@ def org_admin(stack: LocalStack) -> Iterator[None]:
     reset_services()
 
 
-@pytest.fixture(params=["project", "workspace"])
+@pytest.fixture(params=["project", "workspace", "tagged"])
 def mode(request: pytest.FixtureRequest, org_admin: None) -> str:
     return str(request.param)
 
@@ -84,6 +86,7 @@ def _reconcile_report(tenant_id: str) -> ReconcileReport:
 def test_the_key_lifecycle_works_in_both_modes(
     stack: LocalStack, tenant_id: str, mode: str
 ) -> None:
+    """Every isolation mode: project, workspace and tagged."""
     onboarded = _onboard(tenant_id, mode)
     services = get_services()
     record = services.store.read(tenant_id)
@@ -100,6 +103,18 @@ def test_the_key_lifecycle_works_in_both_modes(
             services.langsmith.authenticates(
                 record.api_key, workspace_id=stack.langsmith.workspace_id
             )
+    elif mode == "tagged":
+        # A key of the shared workspace with the tenant's role, refused the canary project.
+        assert record.workspace_id == stack.langsmith.workspace_id
+        assert (key["kind"], key["role"]) == ("workspace", tags[TAG_ROLE])
+        assert tags[TAG_ISOLATION] == "tagged"
+        canary = tagged.ensure_canary(services.langsmith)
+        assert (
+            services.langsmith.reads_project_as(
+                record.api_key, canary.id, workspace_id=record.workspace_id
+            )
+            == "refused"
+        )
     else:
         assert record.workspace_id == stack.langsmith.workspace_id
         assert key["kind"] == "workspace" and tags[TAG_ISOLATION] == "project"
@@ -111,6 +126,7 @@ def test_the_key_lifecycle_works_in_both_modes(
     rotated = services.store.read(tenant_id)
     assert rotated.key_id != record.key_id and current_key_works(tenant_id)
     assert _emulator_key(stack, rotated.key_id)["kind"] == key["kind"]
+    assert _emulator_key(stack, rotated.key_id)["role"] == key["role"]
     assert _dead(old, record.workspace_id)
     assert live_tool_keys(stack, tenant_id) == {rotated.key_id}
 
@@ -137,6 +153,8 @@ def test_the_key_lifecycle_works_in_both_modes(
     assert live_tool_keys(stack, tenant_id) == set()
     assert _dead(replaced.api_key, record.workspace_id)
     assert _runs_by_workspace(stack, tenant_id) == {}
+    assert bool(result.removed_access) is (mode == "tagged")
+    assert tenant_id not in tagged.list_tool_access(services.langsmith).tenants
 
 
 def test_workspace_tenants_cannot_read_each_other(
@@ -340,9 +358,9 @@ def test_bad_requests_fail_in_one_line_before_any_change(
     stack: LocalStack, tenant_id: str, org_admin: None
 ) -> None:
     _onboard(tenant_id, "project")
-    with pytest.raises(BadInput, match="only `--to workspace`"):
+    with pytest.raises(BadInput, match="only `--to workspace` or `--to tagged`"):
         migrate_tenant(tenant_id, "project")
-    with pytest.raises(BadInput, match="'project' or 'workspace'"):
+    with pytest.raises(BadInput, match="'project', 'workspace' or 'tagged'"):
         onboard_tenants([f"{tenant_id}-x"], None, "tenant")
     assert not get_services().store.exists(f"{tenant_id}-x")
 
