@@ -30,6 +30,7 @@ bench: $(STAMP)  ## benchmarks, apart from the tests; they print their figures (
 	$(PY) benchmarks/quota.py --tenants 10000
 	$(PY) benchmarks/reconcile.py --tenants 300 --broken 10 --latency-ms 50
 	$(PY) benchmarks/isolation_modes.py --tenants 10
+	$(PY) benchmarks/admin_posture.py --tenants 320 --latency-ms 50
 
 .PHONY: bench-10k
 bench-10k: $(STAMP)  ## the 10,000-tenant rotation, one run at the limits

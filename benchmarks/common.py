@@ -90,6 +90,8 @@ def apply_env(env: Mapping[str, str]) -> None:
 def fanout_rate(env: Mapping[str, str]) -> float:
     """The calls per second a fan-out paces the admin key at, under `env`: what the product's
     client makes of the rate limit and the fan-out share (its own bucket, read back)."""
+    from pydantic import SecretStr
+
     from tenant_keys.langsmith import LangSmithAdmin
     from tenant_keys.settings import load_settings
 
@@ -103,9 +105,10 @@ def fanout_rate(env: Mapping[str, str]) -> float:
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+    # No call is made: the pacing does not depend on the key, which may live in a secret.
     client = LangSmithAdmin(
         settings.langsmith_url,
-        settings.langsmith_admin_key,
+        SecretStr("unused"),
         calls_per_second=settings.langsmith_rate_limit.per_second,
         fanout_share=settings.fanout_rate_share,
     )
@@ -156,8 +159,16 @@ def start_rotation(rotation_id: str, env: Mapping[str, str], out: Path) -> FlowP
 
 
 def admin_key_id(control: EmulatorControl) -> str:
-    """The emulator's workspace admin key (the one the tool runs with), by id."""
-    keys = control.keys()
+    """The admin key the tool runs with, by id: the stack keeps in its admin secret a key minted
+    with the emulator's bootstrap key (`tenant-keys admin-key init`), so the newest live key the
+    tool minted as an admin key, or the bootstrap key where the tool was given that one."""
+    from tenant_keys.admin_layout import parse_admin_description
+
+    keys = [k for k in control.keys() if not k.get("deleted")]  # noqa: SIM118 - a list
+    parsed = {k["id"]: parse_admin_description(k.get("description") or "") for k in keys}
+    admins = [k for k in keys if (parsed[k["id"]] or ("",))[0] == "admin"]
+    if admins:
+        return str(max(admins, key=lambda k: str(k["created_at"]))["id"])
     return str(next(k["id"] for k in keys if k["description"] == ADMIN_KEY_DESCRIPTION))
 
 

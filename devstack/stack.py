@@ -24,10 +24,13 @@ from pathlib import Path
 import httpx
 
 from devstack.langsmith_emulator import EmulatorControl, EmulatorServer
+from tenant_keys.admin_layout import DEFAULT_ADMIN_SECRET_NAME
 
 # moto accepts any credentials; these only keep boto3's chain from looking further.
 FAKE_AWS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
 DEFAULT_REGION = "us-east-1"
+# The stack keeps its admin key where production does: in a secret of its Secrets Manager.
+ADMIN_SECRET_NAME = DEFAULT_ADMIN_SECRET_NAME
 
 
 def free_port() -> int:
@@ -264,12 +267,41 @@ class LocalStack:
         try:
             self.langsmith.start()
             self.moto.start()
+            self.store_admin_key()
             if self.prefect:
                 self.prefect.start()
         except BaseException:
             self.stop()
             raise
         return self
+
+    def store_admin_key(self) -> str:
+        """Put the stack's admin key in its Secrets Manager, as production does
+        (`tenant-keys admin-key init`): a workspace admin key minted with the emulator's
+        bootstrap key, which itself stays out of every setting. Returns the new key's id."""
+        from pydantic import SecretStr
+
+        from tenant_keys.admin_bootstrap import init_admin_secret
+        from tenant_keys.admin_secret import AdminSecretStore
+        from tenant_keys.langsmith import LangSmithAdmin
+
+        seed = LangSmithAdmin(self.langsmith.url, SecretStr(self.langsmith.admin_key))
+        with _environ(FAKE_AWS):  # the store's boto3 client reads its credentials now
+            store = AdminSecretStore(
+                ADMIN_SECRET_NAME, region=DEFAULT_REGION, endpoint_url=self.moto.url
+            )
+        try:
+            done = init_admin_secret(
+                seed,
+                store,
+                org_id=None,  # the seed is a workspace key: no need to ask
+                workspace_id=self.langsmith.workspace_id,
+                org_role_id=None,
+                lifetime_days=90,
+            )
+        finally:
+            seed.close()
+        return done.key_id
 
     def stop(self) -> None:
         if self.prefect:
@@ -287,7 +319,7 @@ class LocalStack:
         """The environment that points tenant-keys, boto3 and Prefect at this stack."""
         env = {
             "TENANT_KEYS_LANGSMITH_URL": self.langsmith.url,
-            "TENANT_KEYS_LANGSMITH_ADMIN_KEY": self.langsmith.admin_key,
+            "TENANT_KEYS_LANGSMITH_ADMIN_KEY_SECRET": ADMIN_SECRET_NAME,
             "TENANT_KEYS_LANGSMITH_WORKSPACE_ID": self.langsmith.workspace_id,
             "TENANT_KEYS_LANGSMITH_ORG_ID": self.langsmith.org_id,
             "TENANT_KEYS_AWS_ENDPOINT_URL": self.moto.url,
@@ -298,6 +330,18 @@ class LocalStack:
         if self.prefect:
             env["PREFECT_API_URL"] = self.prefect.api_url
         return env
+
+
+@contextlib.contextmanager
+def _environ(values: dict[str, str]) -> Iterator[None]:
+    """These environment variables for the `with` block, where the process has none of its own."""
+    added = {k: v for k, v in values.items() if k not in os.environ}
+    os.environ.update(added)
+    try:
+        yield
+    finally:
+        for key in added:
+            os.environ.pop(key, None)
 
 
 def _die_with_parent() -> None:

@@ -49,6 +49,9 @@ from tenant_keys.services import get_services
 log = logging.getLogger(__name__)
 
 LOCK_PREFIX = "tenant-keys-tenant-"
+# The admin key's lock: every lease of tenant locks also takes one of its slots, in the same call,
+# so the admin rotation (which takes every slot, `tasks.admin_lock`) never runs beside one.
+ADMIN_KEY_LOCK = "tenant-keys-admin-key"
 # The server's minimum. A run that dies holding the lock blocks its tenant until the
 # lease lapses (this long, plus up to 15 s for the server's repossessor); a live run
 # renews its lease in the background however long it holds it.
@@ -103,6 +106,9 @@ class PrefectLocks:
             if len(page) < 200:
                 break
             offset += 200
+        from tasks.admin_lock import ensure_admin_locks  # it imports this module
+
+        ensure_admin_locks(client, existing)
         for tenant_id in tenant_ids:
             if lock_name(tenant_id) not in existing:
                 with suppress(ObjectAlreadyExists):  # another run created it first
@@ -139,7 +145,12 @@ class PrefectLocks:
 
     def _acquire(self, client: SyncPrefectClient, names: list[str]) -> str:
         deadline = time.monotonic() + self.wait_seconds
-        body = {"names": names, "slots": 1, "mode": "concurrency", "lease_duration": LEASE_SECONDS}
+        body = {
+            "names": [*names, ADMIN_KEY_LOCK],
+            "slots": 1,
+            "mode": "concurrency",
+            "lease_duration": LEASE_SECONDS,
+        }
         while True:
             response = _post(client, "/v2/concurrency_limits/increment-with-lease", body)
             if response.status_code == _LOCKED:
@@ -147,16 +158,22 @@ class PrefectLocks:
                 if time.monotonic() + retry_after > deadline:
                     raise LockUnavailable(
                         f"lock {_names(names)} still held after {self.wait_seconds:.0f} s: another "
-                        "run works on this tenant; wait for it, or see the runbook if a run died "
-                        "holding it"
+                        "run works on this tenant (or `rotate-admin` holds the admin key); wait for "
+                        "it, or see the runbook if a run died holding it"
                     )
                 time.sleep(retry_after * random.uniform(0.5, 1.0))  # jitter: waiters don't stampede
                 continue
             response.raise_for_status()
             lease = response.json()
-            if len(lease.get("limits") or []) < len(names):
+            found = {limit.get("name") for limit in lease.get("limits") or []}
+            if not set(names) <= found:
                 raise LockUnavailable(
                     f"lock {_names(names)} does not exist: onboard the tenant (it creates the lock)"
+                )
+            if ADMIN_KEY_LOCK not in found:
+                raise LockUnavailable(
+                    f"lock {ADMIN_KEY_LOCK} does not exist: any flow's start creates it (or "
+                    "`tenant-keys rotate` once)"
                 )
             return str(lease["lease_id"])
 

@@ -207,7 +207,7 @@ class LangSmithError(TenantKeysError):
 
 class AuthError(LangSmithError):
     status = 401
-    hint = "check the admin key (TENANT_KEYS_LANGSMITH_ADMIN_KEY) and the LangSmith URL/region"
+    hint = "check the admin key (its secret or TENANT_KEYS_LANGSMITH_ADMIN_KEY) and the URL/region"
 
 
 class Forbidden(LangSmithError):

@@ -175,3 +175,68 @@ class RepairEvent(TenantEvent):
     @property
     def name(self) -> str:
         return f"tenant-keys.reconcile.{self.kind}"
+
+
+# -- the admin key and the posture report (README: "The admin key", "Posture report") ----------
+
+ADMIN_KEY_RESOURCE_ID = "tenant-keys.admin-key"
+POSTURE_RESOURCE_ID = "tenant-keys.posture"
+
+
+class ToolEvent(TenantEvent):
+    """An event about the tool itself rather than a tenant: its resource is `RESOURCE_ID`."""
+
+    RESOURCE_ID: ClassVar[str]
+    tenant_id: str = ""
+
+
+class AdminKeyEvent(ToolEvent):
+    """About the tool's LangSmith admin key (resource `tenant-keys.admin-key`)."""
+
+    RESOURCE_ID = ADMIN_KEY_RESOURCE_ID
+
+
+class AdminKeyRotatedEvent(AdminKeyEvent):
+    NAME = "tenant-keys.admin-key.rotated"
+    rotation_id: str
+    key_id: str
+    old_key_id: str | None = None
+
+
+class AdminRetireFailedEvent(AdminKeyEvent):
+    """The old admin key survived its retire: LangSmith still lists it, the current record names
+    it, and the next `rotate-admin` retries it (an alarm)."""
+
+    NAME = "tenant-keys.admin-key.retire-failed"
+    key_id: str | None
+    error: str
+
+
+class PostureViolationEvent(TenantEvent):
+    """One finding of the posture report that needs a human; automations page on it. About a
+    tenant, or (`tenant_id` "") the admin key."""
+
+    NAME = "tenant-keys.posture.violation"
+    report_id: str
+    kind: str  # overdue | retire-stuck | orphan | incident | retired-key-used | no-key | ...
+    key_id: str | None = None
+    detail: str
+
+
+class PostureReportedEvent(ToolEvent):
+    """A posture report ran, clean or not: an automation can alarm when it stops arriving."""
+
+    NAME = "tenant-keys.posture.reported"
+    RESOURCE_ID = POSTURE_RESOURCE_ID
+    report_id: str
+    tenants: int
+    violations: int
+
+
+def event_resource(event: TenantEvent) -> dict[str, str]:
+    """The resource an event is about: its tenant, the admin key, or the tool."""
+    if isinstance(event, ToolEvent):
+        return {"prefect.resource.id": event.RESOURCE_ID}
+    if not event.tenant_id:
+        return {"prefect.resource.id": ADMIN_KEY_RESOURCE_ID}
+    return tenant_resource(event.tenant_id)

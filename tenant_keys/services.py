@@ -9,6 +9,8 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, replace
 
+from tenant_keys.admin_key import AdminKeySource, SecretAdminKey, StaticAdminKey
+from tenant_keys.admin_secret import AdminSecretStore
 from tenant_keys.langsmith import LangSmithAdmin
 from tenant_keys.lifetime import KeyLifetime
 from tenant_keys.ownership import Ownership
@@ -23,13 +25,17 @@ class Services:
     store: SecretStore
     ownership: Ownership
     key_lifetime: KeyLifetime
+    # The admin key secret, if one is configured (the key itself may still come from
+    # TENANT_KEYS_LANGSMITH_ADMIN_KEY, which wins: see `admin_key_source`).
+    admin_secret: AdminSecretStore | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Services:
         connections = settings.max_concurrency + 8
+        admin_secret, admin_key = admin_key_source(settings)
         langsmith = LangSmithAdmin(
             settings.langsmith_url,
-            settings.langsmith_admin_key,
+            admin_key,
             workspace_id=settings.langsmith_workspace_id,
             org_id=settings.langsmith_org_id,
             timeout=settings.langsmith_timeout_seconds,
@@ -39,6 +45,7 @@ class Services:
         )
         return cls(
             settings=settings,
+            admin_secret=admin_secret,
             langsmith=langsmith,
             ownership=Ownership(langsmith),
             key_lifetime=KeyLifetime(langsmith, settings.key_lifetime_days),
@@ -58,6 +65,27 @@ class Services:
 
     def close(self) -> None:
         self.langsmith.close()
+
+
+def admin_key_source(settings: Settings) -> tuple[AdminSecretStore | None, AdminKeySource]:
+    """The admin key's secret (if configured) and the provider the LangSmith client asks for the
+    key: the plain variable when set (a quick experiment), else the secret's AWSCURRENT, read
+    when first used and again on a 401."""
+    secret = None
+    if settings.langsmith_admin_key_secret is not None:
+        secret = AdminSecretStore(
+            settings.langsmith_admin_key_secret,
+            region=settings.aws_region,
+            endpoint_url=settings.aws_endpoint_url,
+            writes_per_second=settings.secret_writes_per_second,
+        )
+    if settings.langsmith_admin_key is not None:
+        return secret, StaticAdminKey(settings.langsmith_admin_key)
+    assert secret is not None  # the settings require one of the two
+    read = secret.read_admin
+    return secret, SecretAdminKey(
+        lambda: read().api_key, ttl_seconds=settings.admin_key_cache_seconds
+    )
 
 
 _lock = threading.Lock()

@@ -27,14 +27,21 @@ from tenant_keys.models import IsolationMode
 
 ENV_PREFIX = "TENANT_KEYS_"
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+ADMIN_KEY_MISSING = (
+    "TENANT_KEYS_LANGSMITH_ADMIN_KEY_SECRET is not set: name the Secrets Manager secret that "
+    "holds the LangSmith admin key (README, The admin key), or set TENANT_KEYS_LANGSMITH_ADMIN_KEY "
+    "for a quick experiment, or run `make demo`"
+)
 WORKSPACE_MODE_NEEDS_ORG = (
     "workspace isolation needs an org-scoped admin key: set TENANT_KEYS_LANGSMITH_ORG_ID and "
-    "an Organization Admin service key as TENANT_KEYS_LANGSMITH_ADMIN_KEY"
+    "keep an Organization Admin service key in the admin key secret "
+    "(TENANT_KEYS_LANGSMITH_ADMIN_KEY_SECRET)"
 )
 TAGGED_MODE_NEEDS_ORG = (
     "tagged isolation needs an org-scoped admin key (roles and access policies are organization "
     "settings): set TENANT_KEYS_LANGSMITH_ORG_ID, TENANT_KEYS_LANGSMITH_WORKSPACE_ID (the shared "
-    "workspace) and an Organization Admin service key as TENANT_KEYS_LANGSMITH_ADMIN_KEY"
+    "workspace) and keep an Organization Admin service key in the admin key secret "
+    "(TENANT_KEYS_LANGSMITH_ADMIN_KEY_SECRET)"
 )
 
 
@@ -67,7 +74,12 @@ class Settings(BaseSettings):
     # LangSmith: the admin credential mints and deletes tenant keys. For workspace isolation
     # it must be an org-scoped Organization Admin service key, with langsmith_org_id set.
     langsmith_url: str = "https://api.smith.langchain.com"
-    langsmith_admin_key: SecretStr
+    # The admin key itself, for quick experiments: it is never rotated, and `rotate-admin`
+    # refuses to run with it. When set it wins over the secret below.
+    langsmith_admin_key: SecretStr | None = None
+    # The production way: the name or ARN of the Secrets Manager secret holding the admin key
+    # (tenant_keys/admin_layout.py), read where it is used and rotated by `rotate-admin`.
+    langsmith_admin_key_secret: str | None = None
     # Workspace the project-mode tenants' projects and keys live in (sent as X-Tenant-Id);
     # unset means the admin key's own workspace (an org-scoped key has none: then set it).
     langsmith_workspace_id: str | None = None
@@ -118,6 +130,17 @@ class Settings(BaseSettings):
     # a temporary server whose locks no other run sees); true allows it for a one-person test.
     allow_temporary_prefect: bool = False
 
+    # The admin key (README, "The admin key"). Seconds a read of its secret is trusted before it
+    # is read again (a 401 re-reads at once), the wait between promoting a new admin key and
+    # deleting the old one (above that cache, so every process has moved on), the new key's
+    # expiry as a backstop, and the age past which the posture report calls it overdue.
+    admin_key_cache_seconds: Annotated[float, Field(gt=0)] = 60.0
+    admin_grace_seconds: Annotated[float, Field(ge=0)] = 300.0
+    admin_key_lifetime_days: Annotated[int, Field(ge=1, le=365)] = 90
+    max_admin_key_age_days: Annotated[float, Field(gt=0)] = 35.0
+    # The posture report flags a tenant key older than this (weekly rotation plus a day).
+    max_key_age_days: Annotated[float, Field(gt=0)] = 8.0
+
     # Where the automations (`tenant-keys automations`) send notifications: a Slack incoming
     # webhook or any URL that takes a JSON POST. A secret: such URLs carry their own token.
     notify_webhook_url: SecretStr | None = None
@@ -146,6 +169,27 @@ class Settings(BaseSettings):
             raise ValueError(TAGGED_MODE_NEEDS_ORG)
         return value
 
+    @field_validator("langsmith_admin_key", "langsmith_admin_key_secret", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        """An exported but empty variable (a blank line of an env file) counts as unset."""
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @model_validator(mode="after")
+    def _an_admin_key_source(self) -> Settings:
+        secret = (self.langsmith_admin_key_secret or "").strip()
+        if self.langsmith_admin_key is None and not secret:
+            raise ValueError(ADMIN_KEY_MISSING)
+        # A name under the tenant prefix would be listed, and offered to every sweep, as a
+        # tenant's secret.
+        prefix = self.tenant_secret_prefix
+        if secret.startswith(prefix) or f":secret:{prefix}" in secret:
+            raise ValueError(
+                f"TENANT_KEYS_LANGSMITH_ADMIN_KEY_SECRET must name a secret outside the tenant "
+                f"prefix {prefix}, e.g. langsmith/admin"
+            )
+        return self
+
     @property
     def tenant_secret_prefix(self) -> str:
         return self.secret_prefix.rstrip("/") + "/"
@@ -160,6 +204,8 @@ def load_settings() -> Settings:
         return Settings()
     except ValidationError as exc:
         first = exc.errors()[0]
+        if not first["loc"]:  # a check across settings: its message names the variable
+            raise ConfigError(str(first["msg"]).removeprefix("Value error, ")) from None
         variable = ENV_PREFIX + str(first["loc"][0]).upper() if first["loc"] else ENV_PREFIX
         if first["type"] == "missing":
             raise ConfigError(

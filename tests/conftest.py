@@ -33,6 +33,7 @@ def backends(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
     try:
         local.langsmith.start()
         local.moto.start()
+        local.store_admin_key()
         os.environ.update(local.env())
         # Short enough that the hang faults cost seconds, not minutes.
         os.environ["TENANT_KEYS_LANGSMITH_TIMEOUT_SECONDS"] = "2"

@@ -1,6 +1,7 @@
 """The `tenant-keys` command line; importing a command module registers its commands."""
 
 from tenant_keys.cli import (  # noqa: F401  (registration)
+    admin,
     automations,
     devstack,
     isolation,
@@ -8,6 +9,7 @@ from tenant_keys.cli import (  # noqa: F401  (registration)
     onboard,
     quota,
     reconcile,
+    report,
     revoke,
     rotate,
     up,

@@ -35,6 +35,7 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
+from tenant_keys.admin_key import AdminKeySource, StaticAdminKey
 from tenant_keys.errors import (
     ORG_SCOPED_KEY_REQUIRES_WORKSPACE,
     AuthError,
@@ -50,6 +51,7 @@ from tenant_keys.errors import (
     Timeout,
     ValidationFailed,
 )
+from tenant_keys.langsmith.audit import AuditLogPage
 from tenant_keys.langsmith.models import (
     AccessPolicy,
     AccessPolicyList,
@@ -96,7 +98,7 @@ class LangSmithAdmin:
     def __init__(
         self,
         base_url: str,
-        admin_key: SecretStr,
+        admin_key: SecretStr | AdminKeySource,
         *,
         workspace_id: str | None = None,
         org_id: str | None = None,
@@ -108,7 +110,10 @@ class LangSmithAdmin:
     ) -> None:
         self.base_url = normalize_base_url(base_url)
         self._platform = "/api" if base_url.rstrip("/") != self.base_url else ""
-        self._admin_key = admin_key
+        # Asked on every call (`_headers`), so a rotated admin key is picked up without a restart.
+        self._admin_key: AdminKeySource = (
+            StaticAdminKey(admin_key) if isinstance(admin_key, SecretStr) else admin_key
+        )
         self.workspace_id = workspace_id
         self.org_id = org_id
         self.max_attempts = max_attempts
@@ -133,6 +138,15 @@ class LangSmithAdmin:
         """This client on the urgent lane: the same connections, the headroom's bucket."""
         twin = copy.copy(self)
         twin.bucket = self._urgent_bucket
+        return twin
+
+    def with_key(self, admin_key: SecretStr | AdminKeySource) -> LangSmithAdmin:
+        """This client acting with another admin key (the admin rotation tests and uses a new
+        key before anyone else does): the same connections and pacing."""
+        twin = copy.copy(self)
+        twin._admin_key = (
+            StaticAdminKey(admin_key) if isinstance(admin_key, SecretStr) else admin_key
+        )
         return twin
 
     def close(self) -> None:
@@ -290,14 +304,22 @@ class LangSmithAdmin:
         return self._delete("/api/v1/workspaces/{id}", workspace_id, workspace_id=workspace_id)
 
     def create_service_key(
-        self, description: str, *, expires_at: datetime | None, workspaces: list[str] | None
+        self,
+        description: str,
+        *,
+        expires_at: datetime | None,
+        workspaces: list[str] | None,
+        org_role_id: str | None = None,
     ) -> CreatedApiKey:
-        """An org service key; `workspaces=None` makes it org-wide."""
+        """An org service key; `workspaces=None` makes it org-wide, and `org_role_id` (org-wide
+        keys only; None: LangSmith's default, Organization User) gives it its role."""
         body: dict[str, Any] = {
             "description": description,
             "workspaces": workspaces,
             "expires_at": expires_at.isoformat() if expires_at else None,
         }
+        if org_role_id is not None:
+            body["org_role_id"] = org_role_id
         return self._call(
             CreatedApiKey,
             "POST",
@@ -316,6 +338,20 @@ class LangSmithAdmin:
     def org_info(self) -> OrgInfo:
         """The organization's settings (the key-lifetime caps among them)."""
         return self._call(OrgInfo, "GET", "/api/v1/orgs/current/info", org=True)
+
+    def audit_logs(
+        self, start: datetime, end: datetime, *, cursor: str | None = None
+    ) -> AuditLogPage:
+        """One page (100 records, oldest first) of the organization's audit log in
+        [start, end]; `cursor` continues from the previous page. Org admin keys only (403)."""
+        params: dict[str, Any] = {
+            "start_time": start.isoformat(),
+            "end_time": end.isoformat(),
+            "limit": PAGE_SIZE,
+        }
+        if cursor:
+            params["cursor"] = cursor
+        return self._call(AuditLogPage, "GET", "/api/v1/audit-logs", params=params, org=True)
 
     # -- usage limits -----------------------------------------------------------------------------
 
@@ -535,7 +571,7 @@ class LangSmithAdmin:
     # -- plumbing ---------------------------------------------------------------------------
 
     def _headers(self, *, workspace_id: str | None, org: bool) -> dict[str, str]:
-        headers = {"X-API-Key": self._admin_key.get_secret_value()}
+        headers = {"X-API-Key": self._admin_key.get().get_secret_value()}
         workspace = workspace_id or self.workspace_id
         if workspace:
             headers["X-Tenant-Id"] = workspace
@@ -617,7 +653,16 @@ class LangSmithAdmin:
                 state.attempt_number,
             ),
         )
-        return retrying(attempt)
+        try:
+            return retrying(attempt)
+        except AuthError:
+            # The admin key may have been rotated (its old value deleted) since it was read: a
+            # 401 is answered before LangSmith acts, so even a create is safe to send again.
+            fresh = self._admin_key.refresh(SecretStr(headers["X-API-Key"]))
+            if fresh is None:
+                raise
+            headers["X-API-Key"] = fresh.get_secret_value()
+            return retrying(attempt)
 
 
 def _parse(route: str, parse: Callable[[], T], request: Mapping[str, Any]) -> T:

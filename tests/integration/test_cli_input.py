@@ -34,7 +34,11 @@ def _flow_runs() -> int:
 @pytest.mark.parametrize(
     ("variable", "value", "says"),
     [
-        ("TENANT_KEYS_LANGSMITH_ADMIN_KEY", None, "TENANT_KEYS_LANGSMITH_ADMIN_KEY is not set"),
+        (
+            "TENANT_KEYS_LANGSMITH_ADMIN_KEY_SECRET",
+            None,
+            "TENANT_KEYS_LANGSMITH_ADMIN_KEY_SECRET is not set",
+        ),
         ("TENANT_KEYS_MAX_CONCURRENCY", "many", "TENANT_KEYS_MAX_CONCURRENCY is invalid"),
     ],
     ids=["missing", "invalid"],

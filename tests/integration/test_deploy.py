@@ -66,6 +66,8 @@ def test_deploy_all_creates_every_deployment_without_prompts(
             "offboard",
             "migrate",
             "emergency-revoke",
+            "admin-key-rotation",
+            "daily-posture",
         }
     )
     for spec in CONFIG["deployments"]:

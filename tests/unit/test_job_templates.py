@@ -62,7 +62,11 @@ def test_ecs_takes_the_admin_key_from_secrets_manager() -> None:
     template = _load("ecs-job-template.json")
     [container] = template["job_configuration"]["task_definition"]["containerDefinitions"]
     names = {s["name"] for s in container["secrets"]}
-    assert names == {"TENANT_KEYS_LANGSMITH_ADMIN_KEY", "TENANT_KEYS_NOTIFY_WEBHOOK_URL"}
+    assert names == {"TENANT_KEYS_NOTIFY_WEBHOOK_URL"}
+    # The secret's name, not its value: the flows read (and re-read) the key themselves.
+    assert container["environment"] == [
+        {"name": "TENANT_KEYS_LANGSMITH_ADMIN_KEY_SECRET", "value": "{{ langsmith_admin_key_arn }}"}
+    ]
     assert {"langsmith_admin_key_arn", "notify_webhook_url_arn"} <= set(
         template["variables"]["required"]
     )

@@ -7,6 +7,7 @@ A mock transport stands in for the server here, under Prefect's real client: SQL
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from typing import Any
@@ -47,7 +48,11 @@ def _server(monkeypatch: pytest.MonkeyPatch, handler: Any) -> None:
 
 
 def _lease(request: httpx.Request) -> httpx.Response:
-    return httpx.Response(200, json={"lease_id": LEASE["id"], "limits": LEASE["limits"]})
+    """A lease of every limit asked for (the tenants' and the admin key's)."""
+    names = json.loads(request.content)["names"]
+    return httpx.Response(
+        200, json={"lease_id": LEASE["id"], "limits": [{"name": n} for n in names]}
+    )
 
 
 def test_a_busy_server_is_retried_at_once_until_it_answers(

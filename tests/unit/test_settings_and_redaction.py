@@ -19,7 +19,8 @@ FAKE_KEY = "lsv2_sk_" + "cd" * 16 + "_9876543210"
 
 def test_missing_admin_key_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("TENANT_KEYS_LANGSMITH_ADMIN_KEY", raising=False)
-    with pytest.raises(ConfigError, match="TENANT_KEYS_LANGSMITH_ADMIN_KEY is not set"):
+    monkeypatch.delenv("TENANT_KEYS_LANGSMITH_ADMIN_KEY_SECRET", raising=False)
+    with pytest.raises(ConfigError, match="TENANT_KEYS_LANGSMITH_ADMIN_KEY_SECRET is not set"):
         load_settings()
 
 
