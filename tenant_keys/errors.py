@@ -144,12 +144,12 @@ class KeyTestFailed(TenantKeysError):
 
 
 class RetireFailed(TenantKeysError):
-    """The old key survived its retire; its label stays as the durable record."""
+    """The old key survived its retire; the current record still names it (`previous_key_id`)."""
 
     def __init__(self, tenant_id: str, key_id: str | None, cause: str) -> None:
         super().__init__(
             f"RetireFailed: old key {key_id} of tenant {tenant_id!r} was not deleted ({cause}); it keeps "
-            "its RETIRE_PENDING label, `tenant-keys reconcile` retries, and its expiry bounds the exposure"
+            "the next rotation and `tenant-keys reconcile` retry, and its expiry bounds the exposure"
         )
         self.tenant_id = tenant_id
         self.key_id = key_id
