@@ -3,7 +3,8 @@
 Starts the local stack (the LangSmith emulator and moto in processes of their own, a SQLite
 Prefect server), the emulator at `--latency-ms` with LangSmith Cloud's rate limits on, seeds
 one tenant per event (not measured), serves the `emergency-revoke` deployment as production
-runs it without a work pool (`python -m flows.revoke serve --poll S`), then per scenario, one
+runs it without a work pool (`python -m flows.revoke serve --poll S`: the runner and its
+kill-on-report listener), then per scenario, one
 event at a time, emits `security.key.compromised` as `tenant-keys report-compromise` does and
 polls the reported key until LangSmith rejects it:
 
@@ -340,7 +341,7 @@ print(locks, cold - imported, warm - cold)
 
 def lock_ensure_cost(tenant_id: str) -> str:
     """What the flow's `tenant_locks().ensure([tenant])`, called before the kill, costs in a
-    new process as the flow run's: it reads every lock on the server, 200 a page."""
+    new process as the flow run's (a read by name of its lock and the admin key's two)."""
     probe = subprocess.run(
         [sys.executable, "-c", ENSURE_COST, tenant_id],
         cwd=REPO,

@@ -21,7 +21,8 @@ from prefect.states import Completed, Failed
 
 from tasks.events import emit
 from tasks.locks import tenant_locks
-from tenant_keys.events import COMPROMISED
+from tasks.revoke_listener import start_listener
+from tenant_keys.events import COMPROMISED, LEAK_RESOURCE_PREFIX
 from tenant_keys.incident import Incident, IncidentDetails
 from tenant_keys.models import utcnow
 from tenant_keys.revocation import RevokeOutcome, RevokeRequest, request_from, revoke
@@ -31,8 +32,6 @@ DEPLOYMENT_NAME = "emergency-revoke"
 # The served runner asks the server for new runs this often (Prefect's default is 10 s,
 # which alone would break the 5 s goal; see docs/revoke.md).
 SERVE_POLL_SECONDS = 0.5
-# A report that names no tenant (only a leaked key's fingerprint) is about this resource.
-LEAK_RESOURCE_PREFIX = "tenant-keys.leak."
 
 
 @task(
@@ -183,20 +182,29 @@ def serve_revoke(poll_seconds: float = SERVE_POLL_SECONDS) -> None:
         description="Revoke a tenant's leaked key on security.key.compromised",
     )
     assert isinstance(deployment, RunnerDeployment)  # built from sync code: the sync variant
+    start_listener()  # kills on report while the runner starts the run's process
     serve(deployment, query_seconds=poll_seconds, print_starting_message=False)
 
 
+def listen() -> None:
+    """Only the kill-on-report listener, beside a worker that runs the deployment."""
+    start_listener().wait()
+
+
 def main(argv: list[str]) -> None:
-    """`python -m flows.revoke serve [--poll SECONDS]`"""
+    """`python -m flows.revoke serve [--poll SECONDS]` or `python -m flows.revoke listen`"""
     import argparse
 
     parser = argparse.ArgumentParser(prog="python -m flows.revoke")
-    parser.add_argument("command", choices=["serve"])
+    parser.add_argument("command", choices=["serve", "listen"])
     parser.add_argument(
         "--poll", type=float, default=SERVE_POLL_SECONDS, help="runner poll interval (s)"
     )
     args = parser.parse_args(argv)
-    serve_revoke(args.poll)
+    if args.command == "listen":
+        listen()
+    else:
+        serve_revoke(args.poll)
 
 
 if __name__ == "__main__":

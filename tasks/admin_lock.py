@@ -62,6 +62,9 @@ def _set_slots(client: SyncPrefectClient, slots: int) -> None:
     )
 
 
+ADMIN_LOCK_NAMES = (ADMIN_KEY_LOCK, ADMIN_ROTATION_LOCK)
+
+
 def ensure_admin_locks(client: SyncPrefectClient, existing: set[str]) -> None:
     """Create the admin key's two limits unless `existing` (the limits' names) has them (or
     another run made them first)."""

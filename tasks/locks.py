@@ -34,7 +34,7 @@ import prefect
 from prefect.client.base import PrefectHttpxSyncClient
 from prefect.client.orchestration import SyncPrefectClient, get_client
 from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
-from prefect.exceptions import ObjectAlreadyExists
+from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 from tenacity import (
     Retrying,
     retry_if_exception_type,
@@ -60,6 +60,7 @@ _LOCKED = 423  # the server's answer while the slot is taken; it sends Retry-Aft
 _BUSY = 503  # the server's database is busy (SQLite: "database is locked")
 # The Prefect versions whose client internals `_send_once` uses were read and tested.
 _SHIM_CHECKED_ON = "3.9."
+_READ_BY_NAME_UP_TO = 12
 
 
 def lock_name(tenant_id: str) -> str:
@@ -96,18 +97,11 @@ class PrefectLocks:
         self.wait_seconds = wait_seconds
 
     def ensure(self, tenant_ids: Sequence[str]) -> None:
-        """Create the tenants' locks that do not exist yet (one list call per 200 limits)."""
-        client = _shared_client()
-        existing: set[str] = set()
-        offset = 0
-        while True:
-            page = client.read_global_concurrency_limits(limit=200, offset=offset)
-            existing.update(limit.name for limit in page)
-            if len(page) < 200:
-                break
-            offset += 200
-        from tasks.admin_lock import ensure_admin_locks  # it imports this module
+        """Create the tenants' locks, and the admin key's, that do not exist yet."""
+        from tasks.admin_lock import ADMIN_LOCK_NAMES, ensure_admin_locks  # it imports this module
 
+        client = _shared_client()
+        existing = _existing(client, [*ADMIN_LOCK_NAMES, *map(lock_name, tenant_ids)])
         ensure_admin_locks(client, existing)
         for tenant_id in tenant_ids:
             if lock_name(tenant_id) not in existing:
@@ -182,6 +176,25 @@ class PrefectLocks:
         while not stop.wait(LEASE_SECONDS / 3):
             with suppress(httpx.HTTPError):  # a missed renewal is retried at the next tick
                 _post(client, f"/v2/concurrency_limits/leases/{lease_id}/renew", body)
+
+
+def _existing(client: SyncPrefectClient, names: list[str]) -> set[str]:
+    """Which of `names` the server has: a read by name each for a few (a revoke must not read
+    a fan-out's thousands of locks before its kill), else one list call per 200 limits."""
+    if len(names) <= _READ_BY_NAME_UP_TO:
+        found: set[str] = set()
+        for name in names:
+            with suppress(ObjectNotFound):
+                found.add(client.read_global_concurrency_limit_by_name(name).name)
+        return found
+    listed: set[str] = set()
+    offset = 0
+    while True:
+        page = client.read_global_concurrency_limits(limit=200, offset=offset)
+        listed.update(limit.name for limit in page)
+        if len(page) < 200:
+            return listed
+        offset += 200
 
 
 def _post(client: SyncPrefectClient, path: str, body: dict[str, Any]) -> httpx.Response:

@@ -13,6 +13,8 @@ from typing import Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict
 
 RESOURCE_PREFIX = "tenant."
+# A report that names no tenant (only a leaked key's fingerprint) is about this resource.
+LEAK_RESOURCE_PREFIX = "tenant-keys.leak."
 COMPROMISED = "security.key.compromised"
 
 

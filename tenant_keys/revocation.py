@@ -513,27 +513,38 @@ def clear_no_key(services: Services, tenant_id: str) -> None:
 # -- the driver ----------------------------------------------------------------------------------
 
 
+def kill(services: Services, request: RevokeRequest) -> RevokeOutcome:
+    """Steps 2 and 3 alone: kill the suspects and prove them dead, without the lock and without
+    replacing. `revoke` starts with it; the served deployment's listener runs it the moment a
+    report arrives, before a flow run exists, and the run that follows finds the keys dead.
+    Failures become the outcome (`rejected_at` unset), never an exception."""
+    outcome = RevokeOutcome(
+        tenant_id=request.tenant_id, incident_id=request.incident_id, scope=request.scope
+    )
+    try:
+        holdings = kill_suspects(services, request, outcome)
+        revoked = [k.key_id for k in outcome.revoked]
+        confirm_rejected(services, request.tenant_id, revoked, holdings)
+    except Exception as exc:
+        if any(k.deleted for k in outcome.revoked):
+            # A later suspect survived; the current key may be dead.
+            mark_no_key_if_dead(services, request.tenant_id)
+        outcome.error = error_text(exc)
+        return outcome
+    outcome.rejected_at = utcnow()
+    outcome.status = "revoked-no-key"  # from here on, the suspects are dead
+    return outcome
+
+
 def revoke(services: Services, request: RevokeRequest, locks: TenantLocks) -> RevokeOutcome:
     """Kill, confirm, then replace under the tenant's lock. Failures become the outcome, never
     an exception: the caller records the incident whatever happened. Give it the services'
     urgent lane (`Services.urgent`) so a fan-out's rate budget never delays it."""
     tenant_id = request.tenant_id
-    outcome = RevokeOutcome(
-        tenant_id=tenant_id, incident_id=request.incident_id, scope=request.scope
-    )
-    try:
-        holdings = kill_suspects(services, request, outcome)
-        revoked = [k.key_id for k in outcome.revoked]
-        confirm_rejected(services, tenant_id, revoked, holdings)
-    except Exception as exc:
-        if any(k.deleted for k in outcome.revoked):
-            mark_no_key_if_dead(
-                services, tenant_id
-            )  # a later suspect survived; the current may be dead
-        outcome.error = error_text(exc)
+    outcome = kill(services, request)
+    if outcome.rejected_at is None:
         return outcome
-    outcome.rejected_at = utcnow()
-    outcome.status = "revoked-no-key"  # from here on, the suspects are dead
+    revoked = [k.key_id for k in outcome.revoked]
     try:
         with locks.hold([tenant_id]):
             outcome.lock_acquired_at = utcnow()

@@ -270,9 +270,8 @@ def emit_compromise(event: KeyCompromisedEvent) -> str:
     """Emit the event and wait until it is sent; returns its id."""
     from prefect.events import emit_event
 
-    from flows.revoke import LEAK_RESOURCE_PREFIX
     from tasks.events import flush
-    from tenant_keys.events import tenant_resource
+    from tenant_keys.events import LEAK_RESOURCE_PREFIX, tenant_resource
 
     if event.tenant_id:
         resource = tenant_resource(event.tenant_id)

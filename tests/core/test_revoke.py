@@ -19,7 +19,7 @@ from tenant_keys.keys import record_for
 from tenant_keys.layout import PENDING, PREVIOUS, STATUS_NO_KEY, TAG_STATUS
 from tenant_keys.locks import NoLocks
 from tenant_keys.models import key_description, key_fingerprint, utcnow, version_token
-from tenant_keys.revocation import RevokeOutcome, find_leaked_key, request_from, revoke
+from tenant_keys.revocation import RevokeOutcome, find_leaked_key, kill, request_from, revoke
 from tenant_keys.rotation import RotationResult, rotate
 from tenant_keys.services import Services
 from tests.core.conftest import ThreadLocks
@@ -262,6 +262,36 @@ def test_a_rerun_of_the_same_incident_does_not_revoke_its_own_replacement(
     assert again.status == "revoked" and again.revoked == []
     assert services.store.read(tenant_id).key_id == replacement
     assert live_tool_keys(backends, tenant_id) == {replacement}
+
+
+def test_a_kill_on_report_then_the_incidents_run_end_with_one_live_replacement(
+    backends: LocalStack, services: Services, onboarded: Onboard, tenant_id: str
+) -> None:
+    old_id = onboarded(tenant_id)
+    old_key = services.store.read(tenant_id).api_key
+    incident = str(uuid.uuid4())
+    request = request_from(
+        services, tenant=tenant_id, scope=None, key_id=None, fingerprint=None, incident_id=incident
+    )
+
+    # The listener's step: dead at once, nothing replaced, the tenant marked without a key.
+    killed = kill(services.urgent(), request)
+
+    assert killed.status == "revoked-no-key" and killed.rejected_at, killed.error
+    assert [k.key_id for k in killed.revoked] == [old_id] and killed.revoked[0].deleted
+    assert not _works(services, old_key)
+    assert services.store.read(tenant_id).key_id == old_id
+    assert live_tool_keys(backends, tenant_id) == set()
+
+    # The flow run the same event triggered finds the key dead and replaces it.
+    outcome = _revoke(services, tenant_id, incident_id=incident)
+
+    assert outcome.status == "revoked", outcome.error
+    assert [k.key_id for k in outcome.revoked] == [old_id] and not outcome.revoked[0].deleted
+    record = services.store.read(tenant_id)
+    assert record.key_id == outcome.replacement_key_id and current_key_works(tenant_id)
+    assert live_tool_keys(backends, tenant_id) == {record.key_id}
+    assert services.store.describe(tenant_id).tags.get(TAG_STATUS) != STATUS_NO_KEY
 
 
 @pytest.mark.parametrize("label", ["current", "previous", "pending", "retire-pending", "listed"])

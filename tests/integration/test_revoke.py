@@ -16,7 +16,7 @@ import yaml
 from pydantic import SecretStr
 from typer.testing import CliRunner
 
-from devstack.stack import LocalStack, free_port
+from devstack.stack import LocalStack, child_process, free_port
 from flows.revoke import TRIGGER_PARAMETERS, TRIGGER_RESOURCES, emergency_revoke
 from tasks.events import flush
 from tenant_keys.cli import app
@@ -242,6 +242,31 @@ def test_a_real_event_triggers_the_served_deployment(
     )
     assert leak_event["key_ids"] == [leaked_id]
     print(f"event -> key rejected: {seconds:.2f} s (figures: benchmarks/revoke.py)")
+
+
+def test_the_listener_alone_kills_on_report_before_any_flow_run(
+    stack: LocalStack, tenant_id: str, tmp_path: Path
+) -> None:
+    """`python -m flows.revoke listen` with no runner: a report kills the key through the
+    listener alone (nothing replaces it: no flow run ran); a report about a tenant that does not
+    exist is one line in its log, and the listener goes on."""
+    old_id, old_key = _onboarded(tenant_id)
+    log = tmp_path / "listen.log"
+    with child_process(
+        [sys.executable, "-m", "flows.revoke", "listen"], log_path=log, cwd=REPO
+    ) as listener:
+        time.sleep(5)  # connected: the stream replays only the minute before it connects
+        assert listener.poll() is None, log.read_text()[-2000:]
+        for tenant, reason in (("nosuch-tenant", "forged"), (tenant_id, "scanner hit")):
+            sent = runner.invoke(app, ["report-compromise", tenant, "--reason", reason])
+            assert sent.exit_code == 0, sent.output
+        wait_for(lambda: not _works(old_key), 30, "the listener to kill the reported key")
+        wait_for(lambda: f"tenant={tenant_id}" in log.read_text(), 10, "the kill's log line")
+    text = log.read_text()
+    assert f"killed {old_id}, rejected (401)" in text
+    assert "not acted on" in text and "nosuch-tenant" in text
+    assert get_services().store.read(tenant_id).key_id == old_id  # killed, not replaced
+    assert old_key.get_secret_value() not in text
 
 
 def test_a_run_that_died_holding_the_lock_does_not_delay_the_kill(
