@@ -70,6 +70,19 @@ def process_worker(
     )
 
 
+def revoke_listener(
+    env: dict[str, str], log_path: Path
+) -> contextlib.AbstractContextManager[subprocess.Popen[bytes]]:
+    """`python -m flows.revoke listen` beside the worker: a report's kill does not wait for
+    the worker to start the flow run's process."""
+    return child_process(
+        [sys.executable, "-m", "flows.revoke", "listen"],
+        log_path=log_path,
+        env=worker_env(env),
+        cwd=repo_root(),
+    )
+
+
 def _check(command: list[str], env: dict[str, str]) -> str:
     done = subprocess.run(
         command,

@@ -46,6 +46,7 @@ def up(
         ensure_work_pool,
         process_worker,
         repo_root,
+        revoke_listener,
     )
     from devstack.notify_receiver import Notification, NotificationReceiver
     from tenant_keys.services import reset_services
@@ -78,11 +79,15 @@ def up(
         console.rule("onboarding")
         onboard(tenants or DEMO_TENANTS, None, None)
 
-        with process_worker(env, state_dir / "worker.log") as worker:
+        with (
+            process_worker(env, state_dir / "worker.log") as worker,
+            revoke_listener(env, state_dir / "listener.log"),
+        ):
             _wait_for_worker(worker, state_dir / "worker.log")
             console.rule("ready")
             console.print(f"Prefect UI: [bold]{ui}[/bold] (runs, deployments, events, artifacts)")
             console.print(f"Worker log: {state_dir / 'worker.log'}")
+            console.print(f"Kill-on-report listener log: {state_dir / 'listener.log'}")
             console.print(f"In another shell: [bold]source {env_file}[/bold], then")
             console.print("  [bold]tenant-keys report-compromise acme --reason test[/bold]")
             console.print(
