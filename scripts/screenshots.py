@@ -96,7 +96,6 @@ def main() -> None:
 
 def run_scenario(stack: LocalStack, env: dict[str, str], state: Path) -> dict[str, tuple[str, str]]:
     """Everything the pictures show; returns {file name: (UI path, window size)}."""
-    from prefect._internal.concurrency.services import QueueService
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import (
         ArtifactFilter,
@@ -110,8 +109,10 @@ def run_scenario(stack: LocalStack, env: dict[str, str], state: Path) -> dict[st
     from devstack.deployments import deploy_all, ensure_work_pool, process_worker
     from devstack.notify_receiver import NotificationReceiver
     from flows.onboarding import onboard_tenants
+    from flows.posture import posture_report
     from flows.rotation import rotate_keys
     from tasks.automations import apply_automations
+    from tasks.events import flush
     from tenant_keys.cli import app
     from tenant_keys.cli.up import _wait_for_worker
     from tenant_keys.services import reset_services
@@ -141,7 +142,7 @@ def run_scenario(stack: LocalStack, env: dict[str, str], state: Path) -> dict[st
 
         run = wait_for(revoke_run, 120, "the emergency-revoke run")
         wait_for(receiver.received, 60, "the key-revoked notification")
-        QueueService.drain_all(timeout=10)
+        flush()
         with get_client(sync_client=True) as client:
             [artifact] = client.read_artifacts(
                 artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[f"revoke-{TENANT}"]))
@@ -159,6 +160,12 @@ def run_scenario(stack: LocalStack, env: dict[str, str], state: Path) -> dict[st
             return page.events[0] if page.events else None
 
         event = wait_for(revoked_event, 60, "the server to store the key-revoked event")
+        posture_report()
+        flush()
+        with get_client(sync_client=True) as client:
+            [posture] = client.read_artifacts(
+                artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["posture-summary"]))
+            )
     print(f"revoke run {run.name}: {run.state.message}")
     return {
         "01-runs": ("/runs", "1400,1300"),
@@ -166,6 +173,7 @@ def run_scenario(stack: LocalStack, env: dict[str, str], state: Path) -> dict[st
         "03-incident-artifact": (f"/artifacts/artifact/{artifact.id}", "1400,1250"),
         "04-revoked-event": (f"/events/event/{event.occurred.date()}/{event.id}", "1400,700"),
         "05-deployments": ("/deployments", "1400,900"),
+        "06-posture-report": (f"/artifacts/artifact/{posture.id}", "1400,1100"),
     }
 
 
