@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import sys
 import uuid
+from contextlib import suppress
 
 from prefect import State, flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
@@ -187,8 +188,10 @@ def serve_revoke(poll_seconds: float = SERVE_POLL_SECONDS) -> None:
 
 
 def listen() -> None:
-    """Only the kill-on-report listener, beside a worker that runs the deployment."""
-    start_listener().wait()
+    """Only the kill-on-report listener, beside a worker that runs the deployment; until
+    Ctrl-C or SIGTERM."""
+    with suppress(KeyboardInterrupt):
+        start_listener().wait()
 
 
 def main(argv: list[str]) -> None:

@@ -40,8 +40,8 @@ def kill_on_report(event: Event) -> str:
     resource = event.resource.id
     key_id = str(payload.get("key_id") or "")
     fingerprint = str(payload.get("key_fingerprint") or "")
-    services = get_services().urgent()
     try:
+        services = get_services().urgent()
         request = request_from(
             services,
             tenant=None if resource.startswith(LEAK_RESOURCE_PREFIX) else resource,
