@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import threading
 import time
+import uuid
+from collections import Counter
 from typing import Any
 
 import httpx
@@ -162,3 +164,50 @@ def test_on_an_unchecked_prefect_version_the_public_call_is_used_with_its_slow_r
         pass
 
     assert sleeps and max(sleeps) >= 1.0, sleeps
+
+
+def test_a_fan_out_lists_the_locks_once_then_creates_only_the_missing_ones(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A fan-out ensures its tenants' locks a page at a time: the server's locks are listed on
+    the first page only (at 10,000 locks a listing took 2 s, once per page), and a lock that
+    is missing is created. One or two tenants are read by name, never by listing."""
+    from tasks.admin_lock import ADMIN_LOCK_NAMES
+
+    tenants = [f"t{i:04d}" for i in range(400)]
+    on_server = {*ADMIN_LOCK_NAMES, *(locks.lock_name(t) for t in tenants[:200])}
+    calls: Counter[str] = Counter()
+
+    def limit(name: str) -> dict[str, Any]:
+        return {"id": str(uuid.uuid4()), "name": name, "limit": 1, "active_slots": 0}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        path = request.url.path
+        if path.endswith("/v2/concurrency_limits/filter"):
+            calls["list"] += 1
+            body = json.loads(request.content)
+            page = sorted(on_server)[body["offset"] : body["offset"] + body["limit"]]
+            return httpx.Response(200, json=[limit(n) for n in page])
+        if request.method == "POST" and path.endswith("/v2/concurrency_limits/"):
+            calls["create"] += 1
+            name = json.loads(request.content)["name"]
+            on_server.add(name)
+            return httpx.Response(201, json=limit(name))
+        if request.method == "GET":
+            calls["read"] += 1
+            name = path.rsplit("/", 1)[-1]
+            return (
+                httpx.Response(200, json=limit(name)) if name in on_server else httpx.Response(404)
+            )
+        return httpx.Response(500)
+
+    _server(monkeypatch, handler)
+    fan_out = locks.PrefectLocks(wait_seconds=3)
+    fan_out.ensure(tenants[:200])
+    fan_out.ensure(tenants[200:])
+    assert calls == {"list": 2, "create": 200}  # 202 locks: two pages, on the first ensure only
+    assert all(locks.lock_name(t) in on_server for t in tenants)
+
+    calls.clear()
+    locks.PrefectLocks(wait_seconds=3).ensure(["newcomer"])
+    assert calls == {"read": 3, "create": 1}  # its lock and the admin key's two, by name
