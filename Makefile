@@ -21,7 +21,7 @@ test: $(STAMP)  ## lint and type-check, then every test on two workers (each sta
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
-	$(PY) -m pytest -n 2 --dist loadgroup
+	$(PY) -m pytest -n 2 --dist loadscope
 
 bench: $(STAMP)  ## benchmarks, apart from the tests; they print their figures (README, Figures)
 	$(PY) benchmarks/rotation.py --tenants 1000 --latency-ms 50 --runs limited,unlimited

@@ -21,10 +21,6 @@ ROTATION = "ra-crash"
 ROOT = Path(__file__).resolve().parents[2]
 
 
-# The crash matrix is one module fixture: on one worker, so it runs once.
-pytestmark = pytest.mark.xdist_group("admin-crash-matrix")
-
-
 @pytest.fixture(scope="module")
 def crashed_then_rerun(backends: LocalStack) -> dict[str, tuple[str, str]]:
     """Per boundary: (secret, the admin key id before the rotation)."""

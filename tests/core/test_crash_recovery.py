@@ -21,10 +21,6 @@ ROTATION = "r-crash"
 ROOT = Path(__file__).resolve().parents[2]
 
 
-# The crash matrix is one module fixture: on one worker, so it runs once.
-pytestmark = pytest.mark.xdist_group("crash-matrix")
-
-
 @pytest.fixture(scope="module")
 def crashed_then_rerun(backends: LocalStack) -> dict[str, str]:
     suffix = os.urandom(3).hex()

@@ -28,7 +28,7 @@ from tenant_keys.services import get_services
 from tests.invariants import current_key_works
 
 # One worker runs the module, so `deployed` deploys once.
-pytestmark = [pytest.mark.usefixtures("stack"), pytest.mark.xdist_group("deploy")]
+pytestmark = pytest.mark.usefixtures("stack")
 
 CONFIG = yaml.safe_load((repo_root() / "prefect.yaml").read_text())
 NAMES = {d["name"] for d in CONFIG["deployments"]}
