@@ -17,8 +17,8 @@ from prefect.cache_policies import NO_CACHE
 from prefect.states import Completed, Failed
 
 from tasks.admin_lock import admin_lock
+from tasks.events import emit
 from tasks.runs import scheduled_rotation_id
-from tasks.tool_events import emit_about
 from tenant_keys.admin_rotation import (
     AdminRotationResult,
     admin_store,
@@ -33,7 +33,7 @@ from tenant_keys.services import get_services
 def rotate_step(rotation_id: str, retire_now: bool) -> AdminRotationResult:
     result = rotate_admin(get_services(), rotation_id, retire_now=retire_now, lock=admin_lock())
     _log(result)
-    emit_about(result.events)
+    emit(result.events)
     return result
 
 
@@ -41,7 +41,7 @@ def rotate_step(rotation_id: str, retire_now: bool) -> AdminRotationResult:
 def retire_step(rotation_id: str) -> AdminRotationResult:
     result = retire_admin(get_services(), rotation_id, lock=admin_lock())
     _log(result)
-    emit_about(result.events)
+    emit(result.events)
     return result
 
 

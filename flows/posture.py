@@ -17,8 +17,8 @@ from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 from prefect.states import Completed
 
+from tasks.events import emit
 from tasks.incidents import prefect_incidents
-from tasks.tool_events import emit_about
 from tenant_keys.models import utcnow
 from tenant_keys.posture import (
     DEFAULT_WINDOW_DAYS,
@@ -79,7 +79,7 @@ def posture_report(
     create_markdown_artifact(
         key="posture-summary", markdown=report.markdown(), description=report.summary()
     )
-    emit_about(report.events(report_id))
+    emit(report.events(report_id))
     log = get_run_logger().warning if report.violations else get_run_logger().info
     log(report.summary())
     return Completed(message=report.summary(), data=report)

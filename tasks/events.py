@@ -1,4 +1,5 @@
-"""Emitting the core's events to Prefect. Payload strings pass the key redactor as a last guard."""
+"""Emitting the core's events to Prefect, each about its tenant, the admin key or the tool
+(`tenant_keys.events.event_resource`). Payload strings pass the key redactor as a last guard."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from prefect.events import emit_event
 from prefect.events.worker import EventsWorker
 from prefect.logging.handlers import APILogHandler
 
-from tenant_keys.events import TenantEvent, tenant_resource
+from tenant_keys.events import TenantEvent, event_resource
 from tenant_keys.redact import redact
 
 
@@ -18,7 +19,7 @@ def emit(events: Iterable[TenantEvent], *, occurred: datetime | None = None) -> 
     for event in events:
         emit_event(
             event=event.name,
-            resource=tenant_resource(event.tenant_id),
+            resource=event_resource(event),
             payload=_redacted(event.payload()),
             occurred=occurred,
         )
