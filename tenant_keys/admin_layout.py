@@ -10,15 +10,11 @@ description that proves it at LangSmith before the tool deletes one.
 
 from __future__ import annotations
 
-import json
 import re
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError
-
-from tenant_keys.layout import MANAGED_BY, TAG_MANAGED_BY
-from tenant_keys.redact import remember
+from tenant_keys.layout import MANAGED_BY, TAG_MANAGED_BY, KeyRecord
 
 # A suggestion for TENANT_KEYS_LANGSMITH_ADMIN_KEY_SECRET (the local stack uses it).
 DEFAULT_ADMIN_SECRET_NAME = "langsmith/admin"
@@ -70,13 +66,10 @@ def parse_admin_description(description: str) -> tuple[Literal["admin", "probe"]
 # -- the record -------------------------------------------------------------------------------
 
 
-class AdminKeyRecord(BaseModel):
+class AdminKeyRecord(KeyRecord):
     """The SecretString of one version of the admin key secret: the key and what a rotation
     needs to mint its successor (same kind, same role, same workspaces)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    api_key: SecretStr
     key_id: str
     kind: AdminKeyKind
     # Workspace key: the workspace it acts in (None: the key's own). Org key: None.
@@ -90,20 +83,3 @@ class AdminKeyRecord(BaseModel):
     rotation_id: str
     # The admin key this one replaced: while LangSmith still lists it, it waits to be retired.
     previous_key_id: str | None = None
-
-    def model_post_init(self, context: object) -> None:
-        remember(self.api_key)  # from here on, no text this process writes may hold it
-
-    def to_secret_string(self) -> str:
-        data = self.model_dump(mode="json")
-        data["api_key"] = self.api_key.get_secret_value()
-        return json.dumps(data, sort_keys=True)
-
-    @classmethod
-    def from_secret_string(cls, text: str) -> AdminKeyRecord:
-        """Parse a stored record; raises ValueError with a message that holds no key."""
-        try:
-            return cls.model_validate_json(text)
-        except ValidationError as exc:
-            fields = sorted({".".join(str(p) for p in e["loc"]) or "<root>" for e in exc.errors()})
-            raise ValueError(f"bad or missing fields: {', '.join(fields)}") from None

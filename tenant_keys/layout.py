@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
+from typing import Self
 
 from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError
 
@@ -48,21 +49,13 @@ STATUS_NO_KEY = "revoked-no-key"
 STATUS_ACTIVE = "active"
 
 
-class TenantKeyRecord(BaseModel):
-    """The SecretString of one version of a tenant secret."""
+class KeyRecord(BaseModel):
+    """A stored key record (one version's SecretString): the key, held as a secret from the
+    moment it is parsed, and a JSON form whose errors never echo it."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     api_key: SecretStr
-    key_id: str
-    project_id: str
-    project_name: str
-    workspace_id: str | None
-    issued_at: datetime
-    expires_at: datetime | None
-    rotation_id: str
-    # The key this one replaced: while LangSmith still lists it, it waits to be retired.
-    previous_key_id: str | None = None
 
     def model_post_init(self, context: object) -> None:
         remember(self.api_key)  # from here on, no text this process writes may hold it
@@ -73,7 +66,7 @@ class TenantKeyRecord(BaseModel):
         return json.dumps(data, sort_keys=True)
 
     @classmethod
-    def from_secret_string(cls, text: str) -> TenantKeyRecord:
+    def from_secret_string(cls, text: str) -> Self:
         """Parse a stored record; raises ValueError with a message that holds no key."""
         try:
             return cls.model_validate_json(text)
@@ -81,6 +74,20 @@ class TenantKeyRecord(BaseModel):
             # pydantic's message may echo the input (the key): keep field names only.
             fields = sorted({".".join(str(p) for p in e["loc"]) or "<root>" for e in exc.errors()})
             raise ValueError(f"bad or missing fields: {', '.join(fields)}") from None
+
+
+class TenantKeyRecord(KeyRecord):
+    """The SecretString of one version of a tenant secret."""
+
+    key_id: str
+    project_id: str
+    project_name: str
+    workspace_id: str | None
+    issued_at: datetime
+    expires_at: datetime | None
+    rotation_id: str
+    # The key this one replaced: while LangSmith still lists it, it waits to be retired.
+    previous_key_id: str | None = None
 
 
 class SecretState(BaseModel):
