@@ -29,7 +29,7 @@ from contextlib import AbstractContextManager, contextmanager
 from datetime import timedelta
 from typing import Literal, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, SerializeAsAny
+from pydantic import BaseModel, Field, SecretStr, SerializeAsAny
 
 from tenant_keys.admin_keys import (
     AdminKeyTestFailed,
@@ -49,7 +49,7 @@ from tenant_keys.langsmith import LangSmithAdmin
 from tenant_keys.layout import CURRENT, PENDING, PREVIOUS, TAG_ISOLATION, TAG_WORKSPACE, SecretState
 from tenant_keys.lifetime import KeyLifetime
 from tenant_keys.models import utcnow
-from tenant_keys.rotation import RetireResult
+from tenant_keys.rotation import PendingKey, RetireResult
 from tenant_keys.services import Services
 
 Outcome = Literal["rotated", "already-rotated", "waiting", "failed", "retire-failed"]
@@ -91,17 +91,6 @@ class AdminRetireFailed(TenantKeysError):
         self.key_id = key_id
 
 
-class PendingAdminKey(BaseModel):
-    """The AWSPENDING version of an admin rotation: ids, and its record (never shown)."""
-
-    model_config = ConfigDict(frozen=True)
-
-    token: str
-    key_id: str
-    resumed: bool
-    record: AdminKeyRecord = Field(exclude=True, repr=False)
-
-
 class AdminRotationResult(BaseModel):
     """What happened to the admin key: ids only. `events` are for the caller to emit."""
 
@@ -135,7 +124,7 @@ def create_pending_admin_key(
     rotation_id: str,
     state: SecretState,
     current: AdminKeyRecord,
-) -> PendingAdminKey | None:
+) -> PendingKey[AdminKeyRecord] | None:
     """Step 1. Resume an unfinished AWSPENDING (on a version other than AWSCURRENT's), or mint a
     key with the current one and store it at once as AWSPENDING: one write. None: this rotation
     was promoted before. `state` and `current` are the secret and its AWSCURRENT record."""
@@ -152,7 +141,7 @@ def create_pending_admin_key(
         # Never resume a key that is not provably the tool's admin key (`NotOwned`).
         mine = owned(acting, scope, record.key_id)
         if mine and works(services.langsmith.with_key(record.api_key), AdminScope.of(record)):
-            return PendingAdminKey(token=pending, key_id=record.key_id, resumed=True, record=record)
+            return PendingKey(token=pending, key_id=record.key_id, resumed=True, record=record)
         if mine:  # listed but refused (expired): delete it; the next write moves the label
             scope.delete(acting, record.key_id)
 
@@ -167,7 +156,7 @@ def create_pending_admin_key(
                 if exc.code == "ResourceExistsException":
                     continue  # an earlier, rolled-back attempt of this rotation used that token
                 raise
-            return PendingAdminKey(token=token, key_id=created.id, resumed=False, record=record)
+            return PendingKey(token=token, key_id=created.id, resumed=False, record=record)
         raise SecretStoreError(
             "PutSecretValue", store.secret_id, "TooManyAttempts", "start a new rotation"
         )
@@ -176,7 +165,7 @@ def create_pending_admin_key(
         raise
 
 
-def test_pending_admin_key(services: Services, pending: PendingAdminKey) -> None:
+def test_pending_admin_key(services: Services, pending: PendingKey[AdminKeyRecord]) -> None:
     """Step 2. The pending key authenticates and has the rights the flows need
     (`prove_rights`); `AdminKeyTestFailed` otherwise."""
     record = pending.record
@@ -191,7 +180,10 @@ def test_pending_admin_key(services: Services, pending: PendingAdminKey) -> None
 
 
 def discard_pending_admin_key(
-    services: Services, store: AdminSecretStore, current: AdminKeyRecord, pending: PendingAdminKey
+    services: Services,
+    store: AdminSecretStore,
+    current: AdminKeyRecord,
+    pending: PendingKey[AdminKeyRecord],
 ) -> None:
     """Undo steps 1-2: delete the new key with the current one (if LangSmith lists it as the
     tool's; gone is fine), then drop AWSPENDING. The current key stays."""
@@ -203,7 +195,7 @@ def discard_pending_admin_key(
 
 
 def promote_pending_admin_key(
-    store: AdminSecretStore, pending: PendingAdminKey, state: SecretState
+    store: AdminSecretStore, pending: PendingKey[AdminKeyRecord], state: SecretState
 ) -> None:
     """Step 3. Move AWSCURRENT to the pending version, a compare-and-swap from the version that
     was current (one write), as the tenant rotation's `promote_pending_key` does. Secrets

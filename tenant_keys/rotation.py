@@ -19,7 +19,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
-from typing import ClassVar, Literal
+from typing import ClassVar, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny
 
@@ -44,6 +44,7 @@ from tenant_keys.layout import (
     PENDING,
     RETIRE_PENDING,
     TAG_OFFBOARDING,
+    KeyRecord,
     SecretState,
     TenantKeyRecord,
 )
@@ -56,16 +57,19 @@ RotationOutcome = Literal[
 FAILED: tuple[RotationOutcome, ...] = ("failed", "retire-failed")
 
 
-class PendingKey(BaseModel):
-    """The AWSPENDING version of a rotation: ids, and the record where this process minted it
-    or read it (for the test step; never shown)."""
+Record = TypeVar("Record", bound=KeyRecord)
+
+
+class PendingKey(BaseModel, Generic[Record]):
+    """The AWSPENDING version of a rotation (a tenant's, or the admin key's): ids, and the
+    record where this process minted it or read it (for the test step; never shown)."""
 
     model_config = ConfigDict(frozen=True)
 
     token: str
     key_id: str
     resumed: bool
-    record: TenantKeyRecord = Field(exclude=True, repr=False)
+    record: Record = Field(exclude=True, repr=False)
 
 
 class RetireResult(BaseModel):
@@ -101,7 +105,7 @@ def create_pending_key(
     rotation_id: str,
     state: SecretState,
     current: TenantKeyRecord,
-) -> PendingKey | None:
+) -> PendingKey[TenantKeyRecord] | None:
     """Step 1. Resume an unfinished AWSPENDING (on a version other than AWSCURRENT's), or mint a
     key and store it at once as AWSPENDING: one write. None when this rotation was promoted
     before (its version carries another label).
@@ -136,7 +140,10 @@ def create_pending_key(
 
 
 def test_pending_key(
-    services: Services, tenant_id: str, pending: PendingKey, home: KeyHome | None = None
+    services: Services,
+    tenant_id: str,
+    pending: PendingKey[TenantKeyRecord],
+    home: KeyHome | None = None,
 ) -> None:
     """Step 2. The pending key authenticates (bounded retries: a new key may take a moment);
     in tagged mode the probe also sees it confined to the tenant's project."""
@@ -154,7 +161,7 @@ def discard_pending_key(
 
 
 def promote_pending_key(
-    services: Services, tenant_id: str, pending: PendingKey, state: SecretState
+    services: Services, tenant_id: str, pending: PendingKey[TenantKeyRecord], state: SecretState
 ) -> None:
     """Step 3. Move AWSCURRENT to the pending version, a compare-and-swap from the version that
     was current (one write). Secrets Manager moves AWSPREVIOUS onto that one by itself;

@@ -10,7 +10,7 @@ import pytest
 
 from devstack.stack import LocalStack
 from tenant_keys.keys import KeyHome, mint_key, record_for
-from tenant_keys.layout import CURRENT, PENDING, RETIRE_PENDING
+from tenant_keys.layout import CURRENT, PENDING, RETIRE_PENDING, TenantKeyRecord
 from tenant_keys.locks import NoLocks
 from tenant_keys.models import key_description, new_rotation_id, utcnow, version_token
 from tenant_keys.onboarding import onboard
@@ -217,7 +217,9 @@ def test_a_key_close_to_expiry_is_rotated_early(backends: LocalStack, tenant_id:
     state = services.store.describe(tenant_id)
     token = version_token(tenant_id, "r-short")
     services.store.put_pending(tenant_id, record, token=token)
-    pending = PendingKey(token=token, key_id=created.id, resumed=False, record=record)
+    pending = PendingKey[TenantKeyRecord](
+        token=token, key_id=created.id, resumed=False, record=record
+    )
     promote_pending_key(services, tenant_id, pending, state)
     retire_previous_key(services, tenant_id, record, KeyHome.of(state.tags), grace_seconds=0)
     assert services.store.read(tenant_id).key_id == created.id
