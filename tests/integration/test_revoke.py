@@ -13,12 +13,14 @@ from pathlib import Path
 
 import pytest
 import yaml
+from prefect.events import Event
 from pydantic import SecretStr
 from typer.testing import CliRunner
 
 from devstack.stack import LocalStack, child_process, free_port
 from flows.revoke import TRIGGER_PARAMETERS, TRIGGER_RESOURCES, emergency_revoke
 from tasks.events import flush
+from tasks.revoke_listener import kill_on_report
 from tenant_keys.cli import app
 from tenant_keys.events import COMPROMISED, KeyRevokedEvent, TenantNoKeyEvent
 from tenant_keys.incident import IncidentLog
@@ -48,6 +50,7 @@ pytestmark = pytest.mark.usefixtures("stack")
 
 runner = CliRunner()
 MINT = "POST /api/v1/api-key"
+DELETE_ROUTE = "/api/v1/api-key/{api_key_id}"
 DELETE = "DELETE /api/v1/api-key/{api_key_id}"
 
 
@@ -267,6 +270,42 @@ def test_the_listener_alone_kills_on_report_before_any_flow_run(
     assert "not acted on" in text and "nosuch-tenant" in text
     assert get_services().store.read(tenant_id).key_id == old_id  # killed, not replaced
     assert old_key.get_secret_value() not in text
+
+
+def test_the_listener_says_in_one_line_when_a_kill_did_not_finish(
+    stack: LocalStack, tenant_id: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every delete fails: the listener's line says so and leaves the rest to the flow run;
+    a report naming a leaked key's fingerprint of no tenant is not acted on."""
+    _, old_key = _onboarded(tenant_id)
+    monkeypatch.setenv("TENANT_KEYS_REVOKE_DELETE_DEADLINE_SECONDS", "1")
+    reset_services()
+    report = Event(
+        event=COMPROMISED,
+        resource={"prefect.resource.id": f"tenant.{tenant_id}"},
+        payload={"reason": "scanner hit", "scope": "current"},
+    )
+    stack.langsmith.control.inject_fault(
+        method="DELETE", route=DELETE_ROUTE, status=503, count=None
+    )
+    try:
+        failed = kill_on_report(report)
+    finally:
+        stack.langsmith.control.clear_faults()
+        monkeypatch.undo()
+        reset_services()
+    assert f"tenant={tenant_id}" in failed and "kill failed (RevokeFailed" in failed, failed
+    assert failed.endswith("its flow run retries")
+    assert _works(old_key)  # honest: still alive, and the line says so
+
+    unknown = kill_on_report(
+        Event(
+            event=COMPROMISED,
+            resource={"prefect.resource.id": "tenant-keys.leak.0123456789abcdef"},
+            payload={"key_fingerprint": "0" * 64},
+        )
+    )
+    assert "not acted on" in unknown and _works(old_key)
 
 
 def test_a_run_that_died_holding_the_lock_does_not_delay_the_kill(
