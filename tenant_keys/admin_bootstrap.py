@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict
 
+from tenant_keys import minting
 from tenant_keys.admin_keys import (
     AdminScope,
-    mint_admin_key,
     prove_rights,
     record_of,
 )
@@ -87,7 +87,7 @@ def init_admin_secret(
         org_role_id=org_role_id if kind == "org" else None,
     )
     rotation_id = INIT_ROTATION_PREFIX + new_rotation_id()
-    created = mint_admin_key(
+    created = minting.mint(
         seed, scope, admin_key_description(rotation_id), KeyLifetime(seed, lifetime_days)
     )
     record = record_of(created, scope, rotation_id)

@@ -8,9 +8,7 @@ one, and deletes the old one with the new one.
 
 from __future__ import annotations
 
-import logging
 from datetime import datetime, timedelta
-from typing import Protocol
 
 from pydantic import BaseModel, ConfigDict
 from tenacity import (
@@ -20,6 +18,7 @@ from tenacity import (
     wait_incrementing,
 )
 
+from tenant_keys import minting
 from tenant_keys.admin_layout import (
     AdminKeyKind,
     AdminKeyRecord,
@@ -32,12 +31,9 @@ from tenant_keys.errors import (
     LangSmithError,
     NotOwned,
     TenantKeysError,
-    ValidationFailed,
 )
 from tenant_keys.langsmith import ApiKeyInfo, CreatedApiKey, LangSmithAdmin
 from tenant_keys.models import utcnow
-
-log = logging.getLogger(__name__)
 
 PROBE_LIFETIME = timedelta(days=1)  # a probe key that outlives a crash dies on its own
 
@@ -51,14 +47,6 @@ class AdminKeyTestFailed(TenantKeysError):
             "admin key stays"
         )
         self.key_id = key_id
-
-
-class Lifetime(Protocol):
-    """When a minted key expires (`tenant_keys.lifetime.KeyLifetime`, with the admin lifetime)."""
-
-    def expires_at(self, *, service_key: bool) -> datetime: ...
-
-    def shorten(self, *, service_key: bool) -> bool: ...
 
 
 class ProbeLifetime:
@@ -97,30 +85,20 @@ class AdminScope(BaseModel):
     def service_key(self) -> bool:
         return self.kind == "org"
 
-    def mint(
-        self, langsmith: LangSmithAdmin, description: str, lifetime: Lifetime
+    def create(
+        self, langsmith: LangSmithAdmin, description: str, *, expires_at: datetime
     ) -> CreatedApiKey:
-        """A key of this kind, role and scope; an org that caps key lifetime gets a shorter one."""
-        while True:
-            expires_at = lifetime.expires_at(service_key=self.service_key)
-            try:
-                if self.service_key:
-                    return langsmith.create_service_key(
-                        description,
-                        expires_at=expires_at,
-                        workspaces=self.workspaces,
-                        org_role_id=self.org_role_id,
-                    )
-                return langsmith.create_key(
-                    description,
-                    expires_at=expires_at,
-                    workspace_id=self.workspace_id,
-                    role_id=self.role_id,
-                )
-            except ValidationFailed as exc:
-                if "expires_at" in exc.detail and lifetime.shorten(service_key=self.service_key):
-                    continue
-                raise
+        """A key of this kind, role and scope."""
+        if self.service_key:
+            return langsmith.create_service_key(
+                description,
+                expires_at=expires_at,
+                workspaces=self.workspaces,
+                org_role_id=self.org_role_id,
+            )
+        return langsmith.create_key(
+            description, expires_at=expires_at, workspace_id=self.workspace_id, role_id=self.role_id
+        )
 
     def list_keys(self, langsmith: LangSmithAdmin) -> list[ApiKeyInfo]:
         if self.service_key:
@@ -154,36 +132,6 @@ def record_of(
         rotation_id=rotation_id,
         previous_key_id=previous_key_id,
     )
-
-
-def mint_admin_key(
-    langsmith: LangSmithAdmin,
-    scope: AdminScope,
-    description: str,
-    lifetime: Lifetime,
-) -> CreatedApiKey:
-    """Mint an admin key with this description. A create that may have been applied without an
-    answer (a timeout, a dropped connection) leaves a key nobody holds: the keys with this
-    description are deleted and the mint is tried once more, so no orphan is left behind."""
-    for attempt in (1, 2):
-        try:
-            return scope.mint(langsmith, description, lifetime)
-        except LangSmithError as exc:
-            if not exc.maybe_applied or attempt == 2:
-                raise
-            log.warning(
-                "admin key create may have been applied (%s): cleaning up", type(exc).__name__
-            )
-            delete_described(langsmith, scope, description)
-    raise AssertionError("unreachable")
-
-
-def delete_described(langsmith: LangSmithAdmin, scope: AdminScope, description: str) -> list[str]:
-    """Delete every key of the scope's kind with exactly this description; returns their ids."""
-    doomed = [k.id for k in scope.list_keys(langsmith) if k.description == description]
-    for key_id in doomed:
-        scope.delete(langsmith, key_id)
-    return doomed
 
 
 def owned(langsmith: LangSmithAdmin, scope: AdminScope, key_id: str) -> bool:
@@ -265,8 +213,8 @@ def prove_rights(
         else:
             probes.append(scope.model_copy(update={"role_id": None}))
         for probe in probes:
-            delete_described(langsmith, probe, description)  # a crashed run's probe
-            created = probe.mint(langsmith, description, ProbeLifetime())
+            minting.delete_described(langsmith, probe, description)  # a crashed run's probe
+            created = minting.mint(langsmith, probe, description, ProbeLifetime())
             if not probe.delete(langsmith, created.id):
                 raise AdminKeyTestFailed(key_id, f"its probe key {created.id} could not be deleted")
     except LangSmithError as exc:

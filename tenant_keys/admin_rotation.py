@@ -31,10 +31,10 @@ from typing import Literal, Protocol
 
 from pydantic import BaseModel, Field, SecretStr, SerializeAsAny
 
+from tenant_keys import minting
 from tenant_keys.admin_keys import (
     AdminKeyTestFailed,
     AdminScope,
-    mint_admin_key,
     owned,
     prove_rights,
     record_of,
@@ -146,7 +146,7 @@ def create_pending_admin_key(
             scope.delete(acting, record.key_id)
 
     lifetime = KeyLifetime(acting, services.settings.admin_key_lifetime_days)
-    created = mint_admin_key(acting, scope, admin_key_description(rotation_id), lifetime)
+    created = minting.mint(acting, scope, admin_key_description(rotation_id), lifetime)
     record = record_of(created, scope, rotation_id, previous_key_id=current.key_id)
     try:
         for token in tokens:

@@ -21,6 +21,7 @@ from tenacity import (
     wait_incrementing,
 )
 
+from tenant_keys import minting
 from tenant_keys.errors import (
     Forbidden,
     IsolationNotProven,
@@ -29,7 +30,6 @@ from tenant_keys.errors import (
     RevokeFailed,
     SecretStoreError,
     TenantNotFound,
-    ValidationFailed,
 )
 from tenant_keys.langsmith import ApiKeyInfo, CreatedApiKey, LangSmithAdmin
 from tenant_keys.layout import (
@@ -104,7 +104,11 @@ class KeyHome(BaseModel):
             }
         return {TAG_ISOLATION: "project"}
 
-    def mint(
+    @property
+    def service_key(self) -> bool:
+        return self.mode == "workspace"
+
+    def create(
         self, langsmith: LangSmithAdmin, description: str, *, expires_at: datetime | None
     ) -> CreatedApiKey:
         if self.mode == "workspace":
@@ -217,40 +221,10 @@ class KeyRef(BaseModel):
 def mint_key(
     services: Services, tenant_id: str, rotation_id: str, home: KeyHome = PROJECT_HOME
 ) -> CreatedApiKey:
-    """Mint a key whose description names tenant and rotation, expiring after the key lifetime.
-
-    If the create call may have been applied although no answer came back (a
-    timeout, a dropped connection, a 5xx), the key may exist without anyone
-    holding its secret: delete every key with this rotation's description,
-    then mint once more. So a lost response never leaves an orphan behind.
-    """
+    """Mint a key whose description names tenant and rotation, expiring after the key lifetime;
+    a lost create leaves no key behind (`tenant_keys.minting`)."""
     description = key_description(tenant_id, rotation_id)
-    service_key = home.mode == "workspace"
-    lost = 0
-    while True:
-        expires_at = services.key_lifetime.expires_at(service_key=service_key)
-        try:
-            return home.mint(services.langsmith, description, expires_at=expires_at)
-        except ValidationFailed as exc:
-            # An org that caps key lifetime refuses a longer one: mint with what it allows.
-            if "expires_at" in exc.detail and services.key_lifetime.shorten(
-                service_key=service_key
-            ):
-                continue
-            raise
-        except LangSmithError as exc:
-            if not exc.maybe_applied:
-                raise
-            lost += 1
-            log.warning(
-                "key create for %s may have been applied (%s): cleaning up%s",
-                tenant_id,
-                type(exc).__name__,
-                " and minting again" if lost == 1 else "",
-            )
-            delete_keys_described(services.langsmith, description, home)
-            if lost == 2:
-                raise
+    return minting.mint(services.langsmith, home, description, services.key_lifetime)
 
 
 def delete_owned(services: Services, tenant_id: str, home: KeyHome, key_id: str) -> bool:
@@ -259,16 +233,6 @@ def delete_owned(services: Services, tenant_id: str, home: KeyHome, key_id: str)
     if not services.ownership.key(tenant_id, key_id, service_key=home.mode == "workspace"):
         return False
     return home.delete(services.langsmith, key_id)
-
-
-def delete_keys_described(
-    langsmith: LangSmithAdmin, description: str, home: KeyHome = PROJECT_HOME
-) -> list[str]:
-    """Delete every key of the home's kind with exactly this description; returns their ids."""
-    deleted = [key.id for key in home.list_keys(langsmith) if key.description == description]
-    for key_id in deleted:
-        home.delete(langsmith, key_id)
-    return deleted
 
 
 def rotation_tokens(tenant_id: str, rotation_id: str, count: int = 10) -> list[str]:

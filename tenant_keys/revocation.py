@@ -35,6 +35,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
+from tenant_keys import minting
 from tenant_keys.errors import (
     BadInput,
     CorruptSecret,
@@ -47,7 +48,6 @@ from tenant_keys.keys import (
     KeyHome,
     check_key,
     delete_hard,
-    delete_keys_described,
     key_works,
     keys_by_mode,
     mint_and_store,
@@ -467,7 +467,7 @@ def replace_current_key(
     if current.key_id not in revoked and key_works(langsmith, current):
         return None
     home = KeyHome.of(state.tags)
-    delete_keys_described(langsmith, key_description(tenant_id, rotation_id), home)
+    minting.delete_described(langsmith, home, key_description(tenant_id, rotation_id))
     stored = mint_and_store(
         services, tenant_id, rotation_id, base=current, stage=REVOKE_REPLACEMENT, home=home
     )

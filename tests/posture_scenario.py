@@ -80,7 +80,7 @@ def stuck_retire_used_after(stack: LocalStack, tenant_id: str) -> str:
 def orphan(tenant_id: str) -> str:
     """A key minted with the tenant's description that no secret holds."""
     services = get_services()
-    created = KeyHome().mint(
+    created = KeyHome().create(
         services.langsmith, key_description(tenant_id, "r-orphan"), expires_at=None
     )
     return created.id

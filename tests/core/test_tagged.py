@@ -188,7 +188,7 @@ def test_no_tagged_key_is_ever_minted_without_its_role(
 ) -> None:
     # Without a role LangSmith would make it a Workspace Admin key.
     with pytest.raises(IsolationNotProven, match="names no role"):
-        KeyHome(mode="tagged").mint(
+        KeyHome(mode="tagged").create(
             tagged_services.langsmith, f"tenant-keys tenant={tenant_id} rotation=r", expires_at=None
         )
     assert minted_keys(backends, tenant_id) == []
