@@ -141,15 +141,15 @@ def _at(key: dict[str, Any], field: str) -> datetime:
 def test_a_fan_out_that_spans_the_admin_rotation(
     env: pytest.MonkeyPatch, stack: LocalStack
 ) -> None:
-    """A weekly rotation of 96 tenants, one batch at a time, with the admin key rotated while it
-    runs. The admin rotation waits for the batch in flight and the next batch waits for it: no
+    """A weekly rotation of 96 tenants, 8 tenants at a time, with the admin key rotated while it
+    runs. The admin rotation waits for the batches in flight and the next batch waits for it: no
     tenant key is minted between the new admin key's creation and the old one's deletion. The
     fan-out caches the admin key for an hour, so only the re-read on a 401 carries it across."""
     secret = new_admin_secret(stack)
     env.setenv("TENANT_KEYS_LANGSMITH_ADMIN_KEY_SECRET", secret)
     env.setenv("TENANT_KEYS_ADMIN_KEY_CACHE_SECONDS", "3600")
     env.setenv("TENANT_KEYS_ADMIN_GRACE_SECONDS", "0")
-    env.setenv("TENANT_KEYS_MAX_CONCURRENCY", "8")  # one batch of 8 in flight at a time
+    env.setenv("TENANT_KEYS_MAX_CONCURRENCY", "8")  # 8 tenants in flight, batches of 8
     reset_services()
     suffix = uuid.uuid4().hex[:6]
     tenants = [f"span-{suffix}-{i:02d}" for i in range(96)]

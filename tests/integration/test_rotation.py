@@ -7,6 +7,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import boto3
 import pytest
@@ -76,6 +77,45 @@ def test_one_failing_tenant_does_not_stop_the_others(stack: LocalStack, tenant_i
     for t in (ids[0], ids[2]):
         assert get_services().store.read(t).rotation_id == "r-many"
         assert current_key_works(t)
+
+
+def test_the_next_batch_starts_while_the_last_one_finishes_and_the_limit_holds(
+    stack: LocalStack, tenant_id: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Batches of 4 with 4 tenants in flight: the second batch does not wait for the first
+    one's slowest tenant, and never more than 4 tenants are in flight."""
+    ids = [f"{tenant_id}-{n}" for n in range(8)]
+    onboard_directly(ids)
+    monkeypatch.setenv("TENANT_KEYS_MAX_CONCURRENCY", "4")
+    reset_services()
+    guard, in_flight, peak = threading.Lock(), [0], [0]
+    started: dict[str, float] = {}
+    ended: dict[str, float] = {}
+    real_rotate = rotation_flow.rotate
+
+    def timed_rotate(services: Any, tenant: str, *args: Any, **kwargs: Any) -> Any:
+        with guard:
+            in_flight[0] += 1
+            peak[0] = max(peak[0], in_flight[0])
+            started[tenant] = time.monotonic()
+        try:
+            if tenant == ids[0]:
+                time.sleep(2.0)  # the first batch's slowest tenant
+            return real_rotate(services, tenant, *args, **kwargs)
+        finally:
+            with guard:
+                in_flight[0] -= 1
+                ended[tenant] = time.monotonic()
+
+    monkeypatch.setattr(rotation_flow, "rotate", timed_rotate)  # the real protocol, timed
+
+    state = rotate_keys(ids, rotation_id="r-overlap", return_state=True)
+
+    assert state.is_completed(), state.message
+    assert peak[0] == 4
+    second_batch = ids[4:]
+    assert min(started[t] for t in second_batch) < ended[ids[0]], "the batches did not overlap"
+    assert all(get_services().store.read(t).rotation_id == "r-overlap" for t in ids)
 
 
 def test_a_lock_held_past_the_wait_fails_the_batch_visibly_and_touches_nothing(
