@@ -5,6 +5,8 @@ it locks a tenant, `TenantLocks`) that returns what happened, events included, f
 caller to record. Apps trace with `TenantTracing`.
 """
 
+from typing import TYPE_CHECKING
+
 from tenant_keys import redact as _redact
 from tenant_keys.errors import (
     BadInput,
@@ -36,13 +38,25 @@ from tenant_keys.revocation import (
     revoke,
 )
 from tenant_keys.rotation import RotationResult, retire, rotate
-from tenant_keys.runtime import TenantTracing
 from tenant_keys.services import Services, get_services
 from tenant_keys.settings import Settings, load_settings
 
 # Every log record this process creates is scrubbed of keys, whatever logs it and however
 # logging is configured (Prefect's handlers included).
 _redact.install()
+
+if TYPE_CHECKING:
+    from tenant_keys.runtime import TenantTracing
+
+
+def __getattr__(name: str) -> object:
+    # Apps' tracing brings the langsmith SDK, which no flow or command needs: imported on use.
+    if name == "TenantTracing":
+        from tenant_keys.runtime import TenantTracing
+
+        return TenantTracing
+    raise AttributeError(f"module 'tenant_keys' has no attribute {name!r}")
+
 
 __all__ = [
     "BadInput",
