@@ -22,7 +22,7 @@ KINDS: dict[str, minting.KeyKind] = {
 
 def _keys_described(backends: LocalStack, description: str) -> list[dict[str, object]]:
     """Every key with this description the emulator made, deleted ones included."""
-    keys = backends.langsmith.control.keys()  # noqa: SIM118 - the emulator's key dump, not a dict
+    keys = backends.langsmith.control.keys()
     return [k for k in keys if k.get("description") == description]
 
 
