@@ -230,7 +230,7 @@ def mint_key(
 def delete_owned(services: Services, tenant_id: str, home: KeyHome, key_id: str) -> bool:
     """Delete a key of the tenant after proving at LangSmith that it is the tenant's (`NotOwned`
     otherwise: nothing is deleted); False: it was already gone."""
-    if not services.ownership.key(tenant_id, key_id, service_key=home.mode == "workspace"):
+    if not services.ownership.key(tenant_id, key_id, service_key=home.service_key):
         return False
     return home.delete(services.langsmith, key_id)
 

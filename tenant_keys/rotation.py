@@ -123,7 +123,7 @@ def create_pending_key(
         record = services.store.read(tenant_id, stage=PENDING, version_id=pending)
         # Never resume a key that is not provably this tenant's (`NotOwned`).
         if services.ownership.key(
-            tenant_id, record.key_id, service_key=home.mode == "workspace"
+            tenant_id, record.key_id, service_key=home.service_key
         ) and key_works(services.langsmith, record):
             return PendingKey(token=pending, key_id=record.key_id, resumed=True, record=record)
         # Gone or dead at LangSmith: deleted if still listed; the next write moves the label.
@@ -190,9 +190,8 @@ def retire_previous_key(
     if old is None or old == current.key_id:
         return RetireResult()
     # The old key is older than the current one: a listing taken since then settles "gone".
-    service_key = home.mode == "workspace"
     if not services.ownership.key(
-        tenant_id, old, service_key=service_key, created_before=current.issued_at
+        tenant_id, old, service_key=home.service_key, created_before=current.issued_at
     ):
         return RetireResult()
     left = (current.issued_at + timedelta(seconds=grace_seconds) - utcnow()).total_seconds()

@@ -17,7 +17,8 @@ from prefect.events import Event
 from pydantic import SecretStr
 from typer.testing import CliRunner
 
-from devstack.stack import LocalStack, child_process, free_port
+from devstack.deployments import revoke_listener
+from devstack.stack import LocalStack, free_port
 from flows.revoke import TRIGGER_PARAMETERS, TRIGGER_RESOURCES, emergency_revoke
 from tasks.events import flush
 from tasks.revoke_listener import kill_on_report
@@ -250,14 +251,13 @@ def test_a_real_event_triggers_the_served_deployment(
 def test_the_listener_alone_kills_on_report_before_any_flow_run(
     stack: LocalStack, tenant_id: str, tmp_path: Path
 ) -> None:
-    """`python -m flows.revoke listen` with no runner: a report kills the key through the
-    listener alone (nothing replaces it: no flow run ran); a report about a tenant that does not
-    exist is one line in its log, and the listener goes on."""
+    """`python -m flows.revoke listen` with no runner, started as `tenant-keys up` starts it: a
+    report kills the key through the listener alone (nothing replaces it: no flow run ran); a
+    report about a tenant that does not exist is one line in its log, and the listener goes
+    on."""
     old_id, old_key = _onboarded(tenant_id)
     log = tmp_path / "listen.log"
-    with child_process(
-        [sys.executable, "-m", "flows.revoke", "listen"], log_path=log, cwd=REPO
-    ) as listener:
+    with revoke_listener(stack.env(), log) as listener:
         time.sleep(5)  # connected: the stream replays only the minute before it connects
         assert listener.poll() is None, log.read_text()[-2000:]
         for tenant, reason in (("nosuch-tenant", "forged"), (tenant_id, "scanner hit")):

@@ -2,15 +2,12 @@ from __future__ import annotations
 
 import logging
 import secrets
-import threading
-import time
 
 import pytest
 from pydantic import SecretStr
 
 from tenant_keys.errors import ConfigError
 from tenant_keys.langsmith.client import normalize_base_url
-from tenant_keys.ratelimit import TokenBucket
 from tenant_keys.redact import install, redact, remember, scrub
 from tenant_keys.settings import load_settings
 
@@ -82,26 +79,6 @@ def test_every_log_record_is_scrubbed_with_its_exception(caplog: pytest.LogCaptu
     text = caplog.text
     assert "body:" in text and "ValueError" in text
     assert key[5:] not in text and key[-30:] not in text
-
-
-def test_token_bucket_paces_concurrent_callers() -> None:
-    bucket = TokenBucket(50.0)  # 50/s: 25 calls after the first take ~0.48 s
-    start = time.monotonic()
-    threads = [threading.Thread(target=bucket.acquire) for _ in range(26)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    elapsed = time.monotonic() - start
-    assert 0.4 <= elapsed < 1.5
-
-
-def test_token_bucket_pause_holds_everyone_back() -> None:
-    bucket = TokenBucket(1000.0)
-    bucket.pause(0.3)
-    start = time.monotonic()
-    bucket.acquire()
-    assert time.monotonic() - start >= 0.25
 
 
 @pytest.mark.parametrize(
