@@ -7,7 +7,8 @@ Secrets Manager and LangSmith together): the task runs, their state events and a
 tenant. The fan-out streams: tenants are listed page by page and fed to the batches as they
 come, and results are tallied as they finish, so memory does not grow with the tenants. The
 batch's task ends Failed and names its failed tenants; every tenant's outcome is a log line
-of its task; the run keeps a summary table, the failures and a link to those lines. The
+of its task and its events go to Prefect in one request per batch (`emit_batch`); the run
+keeps a summary table, the failures and a link to those lines. The
 protocol retries its own calls, never through Prefect retries, so compensation stays explicit.
 """
 
@@ -19,10 +20,12 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import nullcontext
+from datetime import UTC, datetime
 from itertools import islice
 from typing import Any, Literal
 from uuid import UUID
 
+import httpx
 from prefect import State, Task, flow, get_run_logger, task
 from prefect.artifacts import (
     create_link_artifact,
@@ -35,17 +38,18 @@ from prefect.runtime import flow_run, task_run
 from prefect.settings import PREFECT_UI_URL
 from prefect.states import Completed, Failed
 
-from tasks.events import emit
+from tasks.events import emit_batch
 from tasks.locks import tenant_locks
 from tasks.runs import scheduled_rotation_id
 from tenant_keys.errors import LockUnavailable
+from tenant_keys.events import TenantEvent
 from tenant_keys.models import validate_rotation_id
 from tenant_keys.rotation import RotationResult, RotationTally, retire, rotate, rotation_targets
 from tenant_keys.services import get_services
 
 # Tenants per task and per lock lease: small enough that a lock wait on one tenant of the
 # batch costs seconds, large enough that Prefect's per-task work is spread thin.
-BATCH = 16
+BATCH = 32
 
 # One fan-out's tenants in flight, across its batches. Batches overlap, so the next one has
 # its locks and waits at the door while the last one's slowest tenants finish: a batch ends
@@ -97,11 +101,13 @@ def _for_each_locked(
     logger = get_run_logger()
 
     slots = _tenant_slots.get() or nullcontext()
+    events: list[tuple[TenantEvent, datetime]] = []
 
     def one(tenant_id: str) -> RotationResult:
         with slots:
             result = work(tenant_id)
-        emit(result.events)
+        finished = datetime.now(UTC)
+        events.extend((event, finished) for event in result.events)
         log = logger.error if result.failed else logger.info
         log(
             "tenant=%s rotation=%s outcome=%s old_key_id=%s new_key_id=%s%s",
@@ -121,6 +127,12 @@ def _for_each_locked(
     except LockUnavailable as exc:
         logger.error("batch %s: %s", tenant_ids[0], exc)
         results = [_failed(t, rotation_id, str(exc)) for t in tenant_ids]
+    try:
+        emit_batch(events)
+    except httpx.HTTPError as exc:
+        logger.error(
+            "batch %s: %d event(s) not sent to Prefect: %s", tenant_ids[0], len(events), exc
+        )
     failed = [r for r in results if r.failed]
     if failed:
         names = ", ".join(f"{r.tenant_id} ({r.outcome})" for r in failed)

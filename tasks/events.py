@@ -1,15 +1,24 @@
 """Emitting the core's events to Prefect, each about its tenant, the admin key or the tool
-(`tenant_keys.events.event_resource`). Payload strings pass the key redactor as a last guard."""
+(`tenant_keys.events.event_resource`). Payload strings pass the key redactor as a last guard.
+
+`emit` hands each event to Prefect's events worker, which relates it to the run and streams
+it. A fan-out's batch sends its tenants' events in one request instead (`emit_batch`): one
+event per tenant through the worker cost 6-7 ms of this process's CPU and as much again of
+the server's, a fifth of a rotated tenant's CPU on a 2-core machine.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from prefect.events import emit_event
+from prefect.client.orchestration import get_client
+from prefect.events import Event, emit_event
+from prefect.events.related import related_resources_from_run_context
 from prefect.events.worker import EventsWorker
 from prefect.logging.handlers import APILogHandler
+from prefect.utilities.asyncutils import run_coro_as_sync
 
 from tenant_keys.events import TenantEvent, event_resource
 from tenant_keys.redact import redact
@@ -23,6 +32,32 @@ def emit(events: Iterable[TenantEvent], *, occurred: datetime | None = None) -> 
             payload=_redacted(event.payload()),
             occurred=occurred,
         )
+
+
+def emit_batch(events: Sequence[tuple[TenantEvent, datetime]]) -> None:
+    """Send (event, when it occurred) pairs in one request, each related to the run and task
+    it came from as the events worker would relate it. Raises `httpx.HTTPError` if the server
+    does not take them (after the Prefect client's own retries)."""
+    if not events:
+        return
+    with get_client(sync_client=True) as client:
+        related = run_coro_as_sync(_run_related())
+        body = [
+            Event(
+                occurred=occurred,
+                event=event.name,
+                resource=event_resource(event),
+                related=related or [],
+                payload=_redacted(event.payload()),
+            ).model_dump(mode="json")
+            for event, occurred in events
+        ]
+        client.request("POST", "/events", json=body).raise_for_status()
+
+
+async def _run_related() -> list[Any]:
+    async with get_client() as client:
+        return await related_resources_from_run_context(client)
 
 
 def flush() -> None:

@@ -7,6 +7,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import partial
 from typing import Any
 
 import boto3
@@ -14,14 +15,18 @@ import pytest
 from prefect import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 from prefect.client.schemas.objects import TaskRun
+from prefect.events import Event
+from prefect.events.filters import EventFilter, EventNameFilter, EventResourceFilter
 from prefect.states import State
 
 import flows.rotation as rotation_flow
 from devstack.stack import LocalStack
 from flows.rotation import rotate_keys
 from tasks.locks import tenant_locks
+from tenant_keys.events import KeyRotatedEvent, tenant_resource
 from tenant_keys.layout import CURRENT
 from tenant_keys.services import get_services, reset_services
+from tests.integration.revoke_helpers import wait_for
 from tests.integration.tenants import onboard_directly
 from tests.invariants import assert_finished, assert_no_orphans, current_key_works, live_tool_keys
 
@@ -58,6 +63,43 @@ def test_rotation_replaces_the_key_and_deletes_the_old_one(
     )
     assert_finished(tenant_id)
     assert live_tool_keys(stack, tenant_id) == {record.key_id}
+
+
+def test_each_rotated_tenant_has_its_event_related_to_the_run_and_its_batch(
+    tenant_id: str,
+) -> None:
+    """A batch sends its tenants' events in one request: still one event per tenant, about the
+    tenant, with its new key id, related to the flow run and the batch's task run."""
+    ids = [f"{tenant_id}-{n}" for n in range(3)]
+    onboard_directly(ids)
+
+    state = rotate_keys(ids, rotation_id="r-events", return_state=True)
+
+    assert state.is_completed(), state.message
+    batch = _task_run(state, "rotate-")
+    for t in ids:
+        [event] = wait_for(partial(_events, KeyRotatedEvent.NAME, t), 30, f"{t}'s event")
+        assert event.payload["key_id"] == get_services().store.read(t).key_id
+        assert event.payload["rotation_id"] == "r-events"
+        related = {r.id for r in event.related}
+        assert f"prefect.flow-run.{state.state_details.flow_run_id}" in related
+        assert f"prefect.task-run.{batch.id}" in related
+        assert batch.start_time and batch.end_time
+        assert batch.start_time <= event.occurred <= batch.end_time
+
+
+def _events(name: str, tenant_id: str) -> list[Event]:
+    with get_client(sync_client=True) as client:
+        page = client.read_events(
+            EventFilter(
+                event=EventNameFilter(name=[name]),
+                resource=EventResourceFilter(
+                    id=[tenant_resource(tenant_id)["prefect.resource.id"]]
+                ),
+            ),
+            limit=10,
+        )
+    return list(page.events)
 
 
 def test_one_failing_tenant_does_not_stop_the_others(stack: LocalStack, tenant_id: str) -> None:
