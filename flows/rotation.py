@@ -19,7 +19,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from contextlib import nullcontext
+from contextlib import nullcontext, suppress
 from datetime import UTC, datetime
 from itertools import islice
 from typing import Any, Literal
@@ -41,11 +41,11 @@ from prefect.states import Completed, Failed
 from tasks.events import emit_batch
 from tasks.locks import tenant_locks
 from tasks.runs import scheduled_rotation_id
-from tenant_keys.errors import LockUnavailable
+from tenant_keys.errors import LockUnavailable, TenantKeysError
 from tenant_keys.events import TenantEvent
 from tenant_keys.models import validate_rotation_id
 from tenant_keys.rotation import RotationResult, RotationTally, retire, rotate, rotation_targets
-from tenant_keys.services import get_services
+from tenant_keys.services import Services, get_services
 
 # Tenants per task and per lock lease: small enough that a lock wait on one tenant of the
 # batch costs seconds, large enough that Prefect's per-task work is spread thin.
@@ -203,6 +203,8 @@ def rotate_keys(
     if dry_run:
         return _dry_run(targets, rotation_id)
 
+    if services.settings.isolation != "workspace":  # the shared workspace's projects
+        threading.Thread(target=_list_projects_ahead, args=(services,), daemon=True).start()
     grace = services.settings.grace_seconds
     locks = tenant_locks()
     progress = create_progress_artifact(
@@ -234,6 +236,13 @@ def rotate_keys(
     if grace > 0:
         _retire_after_grace(tally, grace, rotation_id)
     return _finish(tally, rotation_id)
+
+
+def _list_projects_ahead(services: Services) -> None:
+    """Every tenant's first step asks whether its project is its own: the listing is taken
+    while the flow lists tenants and takes locks, not after the first tenants asked."""
+    with suppress(TenantKeysError):  # the tenants' own questions take it again, visibly
+        services.ownership.list_projects_ahead(None)
 
 
 def _retire_after_grace(tally: RotationTally, grace: float, rotation_id: str) -> None:

@@ -74,9 +74,20 @@ class _Listing(Generic[T]):
                 return self._taken.items.get(item_id)
             return found
         with self._fetching:
-            if self._taken.started < asked:  # no listing was begun since the question
+            # A listing that finished while this caller waited may list the id (a listed item
+            # keeps its owner); only a lacking one needs a listing begun after the question.
+            if item_id not in self._taken.items and self._taken.started < asked:
                 self._take()
         return self._taken.items.get(item_id)
+
+    def take_ahead(self) -> None:
+        """Take the listing now, unless one is being taken: a fan-out's first questions then
+        find it ready instead of each waiting for every page of it."""
+        if self._fetching.acquire(blocking=False):
+            try:
+                self._take()
+            finally:
+                self._fetching.release()
 
     def _take(self) -> None:
         started, on = time.monotonic(), utcnow()
@@ -124,11 +135,7 @@ class Ownership:
     def project(self, tenant_id: str, project_id: str, workspace_id: str | None) -> Project:
         """LangSmith's record of the project if it is this tenant's and the tool's; else
         `NotOwned` (not listed, another tenant's name, or not created by the tool)."""
-        with self._guard:
-            listing = self._projects.get(workspace_id)
-            if listing is None:
-                listing = self._projects[workspace_id] = _Listing(self._project_fetch(workspace_id))
-        found = listing.find(project_id)
+        found = self._project_listing(workspace_id).find(project_id)
         if found is None:
             raise NotOwned(tenant_id, f"project {project_id}", "LangSmith does not list it")
         if found.name != project_name(tenant_id):
@@ -136,6 +143,17 @@ class Ownership:
         if PROJECT_MARKER not in (found.description or ""):
             raise NotOwned(tenant_id, f"project {project_id}", "the tool did not create it")
         return found
+
+    def list_projects_ahead(self, workspace_id: str | None) -> None:
+        """List the workspace's projects now, ahead of the fan-out that will ask about them."""
+        self._project_listing(workspace_id).take_ahead()
+
+    def _project_listing(self, workspace_id: str | None) -> _Listing[Project]:
+        with self._guard:
+            listing = self._projects.get(workspace_id)
+            if listing is None:
+                listing = self._projects[workspace_id] = _Listing(self._project_fetch(workspace_id))
+            return listing
 
     def _project_fetch(self, workspace_id: str | None) -> Callable[[], list[Project]]:
         def fetch() -> list[Project]:

@@ -74,15 +74,16 @@ def test_callers_missing_an_id_at_once_share_one_listing() -> None:
     source = Source("p1")
     listing = ownership._Listing(source.fetch)
     listing.find("p1")
-    source.ids.append("p2")
     source.gate.clear()
     source.fetching.clear()
-    answers: list[Project | None] = []
-    first = threading.Thread(target=lambda: answers.append(listing.find("p2")))
+    first_answer: list[Project | None] = []
+    first = threading.Thread(target=lambda: first_answer.append(listing.find("p2")))
     first.start()
     assert source.fetching.wait(10)
-    # These ask while the first caller's listing is being taken, which began before them:
-    # they wait for it, then take one more, together.
+    source.ids.append("p2")  # created while the first caller's listing is being taken
+    # These ask while that listing, which began before them and lacks p2, is being taken: they
+    # wait for it, then take one more, together.
+    answers: list[Project | None] = []
     others = [threading.Thread(target=lambda: answers.append(listing.find("p2"))) for _ in range(8)]
     for thread in others:
         thread.start()
@@ -91,8 +92,33 @@ def test_callers_missing_an_id_at_once_share_one_listing() -> None:
     for thread in [first, *others]:
         thread.join(10)
 
-    assert [a.id if a else None for a in answers] == ["p2"] * 9
+    assert first_answer == [None]
+    assert [a.id if a else None for a in answers] == ["p2"] * 8
     assert source.fetches == 3, "one listing for the first caller, one for all the others"
+
+
+def test_a_listing_taken_ahead_answers_the_questions_asked_while_it_is_taken() -> None:
+    """A fan-out lists the projects ahead; its first tenants ask before that listing is done,
+    and wait for it, not for one of their own."""
+    source = Source("p1", "p2")
+    listing = ownership._Listing(source.fetch)
+    source.gate.clear()
+    ahead = threading.Thread(target=listing.take_ahead)
+    ahead.start()
+    assert source.fetching.wait(10)
+    answers: list[Project | None] = []
+    askers = [
+        threading.Thread(target=lambda p=p: answers.append(listing.find(p))) for p in ("p1", "p2")
+    ]
+    for thread in askers:
+        thread.start()
+    time.sleep(0.3)  # they have asked and wait for the listing
+    source.gate.set()
+    for thread in [ahead, *askers]:
+        thread.join(10)
+
+    assert sorted(a.id for a in answers if a) == ["p1", "p2"]
+    assert source.fetches == 1
 
 
 def test_an_id_older_than_the_listing_and_missing_from_it_is_gone_without_a_fetch() -> None:
