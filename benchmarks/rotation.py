@@ -315,6 +315,8 @@ def phases(http: httpx.Client, run: dict[str, Any], of_run: dict[str, Any]) -> d
         "batches": (max(ends) - min(starts)).total_seconds(),
         "after_last_batch": (flow_end - max(ends)).total_seconds(),
         "flow_run": (flow_end - flow_start).total_seconds(),
+        "start_unix": flow_start.timestamp(),
+        "end_unix": flow_end.timestamp(),
     }
 
 
@@ -426,11 +428,13 @@ def report(run: str, result: dict[str, Any], goal: float) -> None:
         + (f"; the binding bound needs {tenants / max(bounds.values()):.1f}" if bounds else "")
     )
     if phase := ui.get("phases"):
+        called, returned = flow["started_unix"], flow["started_unix"] + wall
         print(
-            f"  where the wall time went: {wall - phase['flow_run']:.1f} s before the flow run "
-            f"started, {phase['to_first_batch']:.1f} s to the first batch, "
+            f"  where the wall time went: {phase['start_unix'] - called:.1f} s before the flow "
+            f"run started, {phase['to_first_batch']:.1f} s to the first batch, "
             f"{phase['batches']:.1f} s of batches, {phase['after_last_batch']:.1f} s after the "
-            "last"
+            f"last, {returned - phase['end_unix']:.1f} s from the run's final state to the "
+            "call's return (Prefect's engine stopping its heartbeat thread)"
         )
     print("  goals: " + "; ".join(f"{text} {'ok' if ok else 'MISSED'}" for text, ok in checks))
 

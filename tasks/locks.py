@@ -137,15 +137,7 @@ class PrefectLocks:
         finally:
             stop.set()
             renewer.join()
-            released = _post(
-                client, "/v2/concurrency_limits/decrement-with-lease", {"lease_id": lease_id}
-            )
-            if released.is_error and released.status_code != 404:  # 404: it expired, it is free
-                log.warning(
-                    "lock %s not released (HTTP %s): it frees itself when its lease lapses (~75 s)",
-                    _names(names),
-                    released.status_code,
-                )
+            _release(client, lease_id, names)
 
     def _acquire(self, client: SyncPrefectClient, names: list[str]) -> str:
         deadline = time.monotonic() + self.wait_seconds
@@ -170,6 +162,10 @@ class PrefectLocks:
             response.raise_for_status()
             lease = response.json()
             found = {limit.get("name") for limit in lease.get("limits") or []}
+            if not {*names, ADMIN_KEY_LOCK} <= found:
+                # The lease holds the locks that exist (and an admin key slot): free them now,
+                # not when the lease lapses.
+                _release(client, str(lease["lease_id"]), names)
             if not set(names) <= found:
                 raise LockUnavailable(
                     f"lock {_names(names)} does not exist: onboard the tenant (it creates the lock)"
@@ -186,6 +182,16 @@ class PrefectLocks:
         while not stop.wait(LEASE_SECONDS / 3):
             with suppress(httpx.HTTPError):  # a missed renewal is retried at the next tick
                 _post(client, f"/v2/concurrency_limits/leases/{lease_id}/renew", body)
+
+
+def _release(client: SyncPrefectClient, lease_id: str, names: list[str]) -> None:
+    released = _post(client, "/v2/concurrency_limits/decrement-with-lease", {"lease_id": lease_id})
+    if released.is_error and released.status_code != 404:  # 404: it expired, it is free
+        log.warning(
+            "lock %s not released (HTTP %s): it frees itself when its lease lapses (~75 s)",
+            _names(names),
+            released.status_code,
+        )
 
 
 def _existing(client: SyncPrefectClient, names: list[str]) -> set[str]:

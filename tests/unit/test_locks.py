@@ -116,16 +116,29 @@ def test_a_held_lock_waits_out_its_retry_after_then_fails_in_one_line(
     assert sleeps and all(0.5 <= s <= 1.0 for s in sleeps)
 
 
-def test_a_missing_lock_fails_rather_than_skips(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_missing_lock_fails_rather_than_skips_and_frees_the_others_at_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The server leases the limits that exist: the batch fails, and its lease is released
+    then, not when it lapses a minute later."""
+    released: list[str] = []
+
     def handler(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(200, json={"lease_id": LEASE["id"], "limits": []})
+        if request.url.path.endswith("/decrement-with-lease"):
+            released.append(json.loads(request.content)["lease_id"])
+            return httpx.Response(204)
+        names = json.loads(request.content)["names"]
+        return httpx.Response(
+            200, json={"lease_id": LEASE["id"], "limits": [{"name": n} for n in names[1:]]}
+        )
 
     _server(monkeypatch, handler)
     with (
         pytest.raises(LockUnavailable, match="does not exist: onboard the tenant"),
-        locks.PrefectLocks(wait_seconds=3).hold(["acme"]),
+        locks.PrefectLocks(wait_seconds=3).hold(["acme", "globex"]),
     ):
         pass
+    assert released == [LEASE["id"]]
 
 
 def test_a_lease_the_server_fails_to_release_is_logged(
