@@ -203,7 +203,7 @@ def rotate_keys(
     if dry_run:
         return _dry_run(targets, rotation_id)
 
-    if services.settings.isolation != "workspace":  # the shared workspace's projects
+    if tenants == "all" and services.settings.isolation != "workspace":
         threading.Thread(target=_list_projects_ahead, args=(services,), daemon=True).start()
     grace = services.settings.grace_seconds
     locks = tenant_locks()
@@ -239,8 +239,9 @@ def rotate_keys(
 
 
 def _list_projects_ahead(services: Services) -> None:
-    """Every tenant's first step asks whether its project is its own: the listing is taken
-    while the flow lists tenants and takes locks, not after the first tenants asked."""
+    """Every tenant's first step asks whether its project is its own: for a rotation of every
+    tenant, the shared workspace's listing is taken while the flow lists tenants and takes
+    locks, not after the first tenants asked."""
     with suppress(TenantKeysError):  # the tenants' own questions take it again, visibly
         services.ownership.list_projects_ahead(None)
 
