@@ -114,7 +114,7 @@ def index_secrets_by_name() -> None:
 def skip_per_request_work() -> None:
     """Two things moto's server does on every request that the local stack never needs:
     listing the response class's methods (`inspect.getmembers`; they do not change) and
-    adding CORS headers (no browser calls it). A seventh of moto's CPU in a rotation."""
+    adding CORS headers (no browser calls it)."""
     responses.method_names_from_class = functools.cache(responses.method_names_from_class)
     werkzeug_app.DISABLE_GLOBAL_CORS = True
 

@@ -40,7 +40,7 @@ from tenant_keys.ratelimit import TokenBucket
 log = logging.getLogger(__name__)
 
 # One boto3 session for every store of the process: a session parses botocore's service and
-# endpoint models once (~0.3 s of CPU) and resolves the credentials once. Sessions are not
+# endpoint models, and resolves the credentials, once for all its clients. Sessions are not
 # thread-safe, so clients are made under a lock; the clients themselves are.
 _session_lock = threading.Lock()
 
