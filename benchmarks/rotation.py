@@ -314,7 +314,6 @@ def phases(http: httpx.Client, run: dict[str, Any], of_run: dict[str, Any]) -> d
         "to_first_batch": (min(starts) - flow_start).total_seconds(),
         "batches": (max(ends) - min(starts)).total_seconds(),
         "after_last_batch": (flow_end - max(ends)).total_seconds(),
-        "flow_run": (flow_end - flow_start).total_seconds(),
         "start_unix": flow_start.timestamp(),
         "end_unix": flow_end.timestamp(),
     }

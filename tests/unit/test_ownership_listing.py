@@ -37,6 +37,19 @@ class Source:
         return listed
 
 
+def _asking(
+    listing: ownership._Listing[Project], ids: list[str]
+) -> tuple[list[threading.Thread], list[Project | None]]:
+    """A caller per id, asking at once; returns when they have asked and wait (their threads,
+    and the list their answers go to)."""
+    answers: list[Project | None] = []
+    threads = [threading.Thread(target=lambda i=i: answers.append(listing.find(i))) for i in ids]
+    for thread in threads:
+        thread.start()
+    time.sleep(0.3)
+    return threads, answers
+
+
 def test_a_stale_listing_answers_for_what_it_lists_while_one_caller_takes_the_next(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -83,11 +96,7 @@ def test_callers_missing_an_id_at_once_share_one_listing() -> None:
     source.ids.append("p2")  # created while the first caller's listing is being taken
     # These ask while that listing, which began before them and lacks p2, is being taken: they
     # wait for it, then take one more, together.
-    answers: list[Project | None] = []
-    others = [threading.Thread(target=lambda: answers.append(listing.find("p2"))) for _ in range(8)]
-    for thread in others:
-        thread.start()
-    time.sleep(0.3)  # they have asked and wait for the lock
+    others, answers = _asking(listing, ["p2"] * 8)
     source.gate.set()
     for thread in [first, *others]:
         thread.join(10)
@@ -106,13 +115,7 @@ def test_a_listing_taken_ahead_answers_the_questions_asked_while_it_is_taken() -
     ahead = threading.Thread(target=listing.take_ahead)
     ahead.start()
     assert source.fetching.wait(10)
-    answers: list[Project | None] = []
-    askers = [
-        threading.Thread(target=lambda p=p: answers.append(listing.find(p))) for p in ("p1", "p2")
-    ]
-    for thread in askers:
-        thread.start()
-    time.sleep(0.3)  # they have asked and wait for the listing
+    askers, answers = _asking(listing, ["p1", "p2"])
     source.gate.set()
     for thread in [ahead, *askers]:
         thread.join(10)
