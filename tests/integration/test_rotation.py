@@ -11,9 +11,15 @@ from functools import partial
 from typing import Any
 
 import boto3
+import httpx
 import pytest
 from prefect import get_client
-from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+from prefect.client.schemas.filters import (
+    FlowRunFilter,
+    FlowRunFilterId,
+    LogFilter,
+    LogFilterFlowRunId,
+)
 from prefect.client.schemas.objects import TaskRun
 from prefect.events import Event
 from prefect.events.filters import EventFilter, EventNameFilter, EventResourceFilter
@@ -86,6 +92,66 @@ def test_each_rotated_tenant_has_its_event_related_to_the_run_and_its_batch(
         assert f"prefect.task-run.{batch.id}" in related
         assert batch.start_time and batch.end_time
         assert batch.start_time <= event.occurred <= batch.end_time
+
+
+def test_events_prefect_refuses_leave_the_rotation_done_and_say_so_in_the_log(
+    tenant_id: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A mock for the fault: the Prefect server refusing the batch's events while it still
+    # serves the run's own calls cannot be provoked on the real server.
+    def refuse(events: Any) -> None:
+        raise httpx.ConnectError("events refused")
+
+    monkeypatch.setattr(rotation_flow, "emit_batch", refuse)
+    onboard_directly([tenant_id])
+
+    state = rotate_keys([tenant_id], rotation_id="r-no-events", return_state=True)
+
+    assert state.is_completed(), state.message
+    assert get_services().store.read(tenant_id).rotation_id == "r-no-events"
+    line = f"batch {tenant_id}: 1 event(s) not sent to Prefect: events refused"
+    wait_for(lambda: line in _run_log(state), 30, "the log line of the unsent events")
+
+
+def test_the_projects_listed_ahead_answer_a_tenants_first_question(
+    stack: LocalStack, tenant_id: str
+) -> None:
+    onboard_directly([tenant_id])
+    reset_services()
+    services = get_services()
+    project_id = services.store.read(tenant_id).project_id
+
+    rotation_flow._list_projects_ahead(services)
+    stack.langsmith.control.reset_request_counts()
+    services.ownership.project(tenant_id, project_id, None)
+
+    assert "GET /api/v1/sessions" not in stack.langsmith.control.request_counts()["by_route"]
+
+
+def test_a_failed_listing_ahead_is_left_to_the_tenants_own_questions(
+    stack: LocalStack, tenant_id: str
+) -> None:
+    onboard_directly([tenant_id])
+    reset_services()
+    services = get_services()
+    stack.langsmith.control.inject_fault(
+        method="GET", route="/api/v1/sessions", status=403, count=None
+    )
+    try:
+        rotation_flow._list_projects_ahead(services)  # refused: nothing raised, nothing kept
+    finally:
+        stack.langsmith.control.clear_faults()
+    project_id = services.store.read(tenant_id).project_id
+
+    assert services.ownership.project(tenant_id, project_id, None).id == project_id
+
+
+def _run_log(state: State) -> str:
+    with get_client(sync_client=True) as client:
+        logs = client.read_logs(
+            LogFilter(flow_run_id=LogFilterFlowRunId(any_=[state.state_details.flow_run_id]))
+        )
+    return "\n".join(log.message for log in logs)
 
 
 def _events(name: str, tenant_id: str) -> list[Event]:
