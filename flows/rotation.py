@@ -38,6 +38,7 @@ from prefect.runtime import flow_run, task_run
 from prefect.settings import PREFECT_UI_URL
 from prefect.states import Completed, Failed
 
+from flows.slots import Slots
 from tasks.events import emit_batch
 from tasks.locks import tenant_locks
 from tasks.runs import scheduled_rotation_id
@@ -54,8 +55,8 @@ BATCH = 32
 # One fan-out's tenants in flight, across its batches. Batches overlap, so the next one has
 # its locks and waits at the door while the last one's slowest tenants finish: a batch ends
 # with its slowest tenant, and without the overlap the tenants in flight averaged half
-# the limit.
-_tenant_slots: contextvars.ContextVar[threading.Semaphore | None] = contextvars.ContextVar(
+# the limit. The batch that took its locks first is served first.
+_tenant_slots: contextvars.ContextVar[Slots | None] = contextvars.ContextVar(
     "tenant_slots", default=None
 )
 
@@ -100,11 +101,11 @@ def _for_each_locked(
     tenant's result from the state's data either way."""
     logger = get_run_logger()
 
-    slots = _tenant_slots.get() or nullcontext()
+    slots = _tenant_slots.get()
     events: list[tuple[TenantEvent, datetime]] = []
 
-    def one(tenant_id: str) -> RotationResult:
-        with slots:
+    def one(tenant_id: str, locked_at: float) -> RotationResult:
+        with slots.hold((locked_at, tenant_id)) if slots else nullcontext():
             result = work(tenant_id)
         finished = datetime.now(UTC)
         events.extend((event, finished) for event in result.events)
@@ -121,8 +122,14 @@ def _for_each_locked(
         return result
 
     try:
-        with tenant_locks().hold(tenant_ids), ThreadPoolExecutor(len(tenant_ids)) as pool:
-            runs = [pool.submit(contextvars.copy_context().run, one, t) for t in tenant_ids]
+        with (
+            tenant_locks().hold(tenant_ids, create_missing=True),
+            ThreadPoolExecutor(len(tenant_ids)) as pool,
+        ):
+            locked_at = time.monotonic()
+            runs = [
+                pool.submit(contextvars.copy_context().run, one, t, locked_at) for t in tenant_ids
+            ]
             results = [run.result() for run in runs]
     except LockUnavailable as exc:
         logger.error("batch %s: %s", tenant_ids[0], exc)
@@ -164,7 +171,7 @@ def _run_batches(
     in_flight = get_services().settings.max_concurrency
     size = min(BATCH, in_flight)
     workers = 2 * max(1, in_flight // size)
-    _tenant_slots.set(threading.BoundedSemaphore(in_flight))
+    _tenant_slots.set(Slots(in_flight))
 
     def run(batch: list[str]) -> list[RotationResult]:
         state = batch_task(batch, rotation_id, return_state=True, **options)
@@ -206,20 +213,17 @@ def rotate_keys(
     if tenants == "all" and services.settings.isolation != "workspace":
         threading.Thread(target=_list_projects_ahead, args=(services,), daemon=True).start()
     grace = services.settings.grace_seconds
-    locks = tenant_locks()
     progress = create_progress_artifact(
         0.0, key="rotation-progress", description=f"Rotation {rotation_id}: tenants done"
     )
     assert isinstance(progress, UUID)  # called from a sync flow: the sync variant ran
     listed = 0
 
-    def listed_with_locks() -> Iterator[str]:
-        """The tenants as listed, each page's locks made sure of before its tenants run."""
+    def counted() -> Iterator[str]:
         nonlocal listed
-        for page in _batches(targets, 200):
-            locks.ensure(page)
-            listed += len(page)
-            yield from page
+        for tenant_id in targets:
+            listed += 1
+            yield tenant_id
 
     tally = RotationTally()
     reported = 0.0
@@ -232,7 +236,7 @@ def rotate_keys(
             update_progress_artifact(progress, share)
             reported = share
 
-    _run_batches(rotate_batch, listed_with_locks(), rotation_id, on_result, retire_now=grace == 0)
+    _run_batches(rotate_batch, counted(), rotation_id, on_result, retire_now=grace == 0)
     if grace > 0:
         _retire_after_grace(tally, grace, rotation_id)
     return _finish(tally, rotation_id)
