@@ -152,7 +152,6 @@ class Bench:
                 SM_WRITES_PER_SECOND if run == "limited" else None,
             ),
         }
-        ensure = ensure_cost(tenants)
         listing = list_page_cost(prefix_env["TENANT_KEYS_SECRET_PREFIX"], len(tenants))
         self.control.configure(latency_ms=self.args.latency_ms, rate_limits=limited)
         secrets = [f"{prefix_env['TENANT_KEYS_SECRET_PREFIX']}/{t}" for t in tenants]
@@ -178,7 +177,6 @@ class Bench:
             "secrets_manager": calls_between(before, after),
             "rotated": rotated(self.control, tenants, rotation_id),
             "ui": ui_timings(flow["flow_run_id"]),
-            "ensure": ensure,
             "listing": listing,
             "load": (load_before, load_after),
             "cpu": cpu,
@@ -188,24 +186,6 @@ class Bench:
 def load() -> str:
     """The machine's 1, 5 and 15 minute load averages (2 cores: above 2, work waits)."""
     return " ".join(f"{x:.1f}" for x in os.getloadavg())
-
-
-def ensure_cost(tenants: list[str]) -> dict[str, float]:
-    """What the flow's lock ensure costs: on the first page of 200 tenants it lists every lock
-    on the server, 200 a page; later pages use that listing. Timed here on a first page (its
-    locks exist)."""
-    from tasks.locks import _shared_client, tenant_locks
-
-    tenant_locks().ensure(tenants[:1])  # the client is up, as in the flow
-    started = time.monotonic()
-    tenant_locks().ensure(tenants[:200])
-    seconds = time.monotonic() - started
-    client, locks = _shared_client(), 0
-    while page := client.read_global_concurrency_limits(limit=200, offset=locks):
-        locks += len(page)
-        if len(page) < 200:
-            break
-    return {"locks": locks, "seconds": seconds}
 
 
 def list_page_cost(prefix: str, tenants: int) -> dict[str, float]:
@@ -407,11 +387,6 @@ def report(run: str, result: dict[str, Any], goal: float) -> None:
             f"a logs page (200) {ui['logs_page']:.3f} s; all {ui['logs']} log lines in "
             f"{ui['logs_pages']} pages {ui['all_logs']:.1f} s"
         )
-    ensure = result["ensure"]
-    print(
-        f"  the flow's lock ensure, listing the {ensure['locks']} locks on the server once per "
-        f"run: {ensure['seconds']:.2f} s"
-    )
     listing = result["listing"]
     print(
         f"  moto's ListSecrets page (100): {listing['seconds']:.2f} s ({listing['pages']:.0f} "

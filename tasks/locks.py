@@ -1,7 +1,9 @@
 """The per-tenant lock on Prefect: a global concurrency limit of 1 slot per tenant.
 
 A server object, so it holds across processes and workers. Limits are created before use
-(at onboarding, `PrefectLocks.ensure`) and acquiring a missing one fails, never skips.
+(at onboarding, `PrefectLocks.ensure`) and acquiring a missing one fails, never skips; a
+fan-out instead creates the ones its lease missed and leases again (`create_missing`), which
+spares it listing every lock before its first batch.
 
 Why not `prefect.concurrency.sync.concurrency`: it builds a new API client for every
 acquisition, which measured ~0.2 s of serialised client-side work per call on a 2-core
@@ -101,7 +103,7 @@ class PrefectLocks:
 
     def ensure(self, tenant_ids: Sequence[str]) -> None:
         """Create the tenants' locks, and the admin key's, that do not exist yet."""
-        from tasks.admin_lock import ADMIN_LOCK_NAMES, ensure_admin_locks  # it imports this module
+        from tasks.admin_lock import ADMIN_LOCK_NAMES  # it imports this module
 
         client = _shared_client()
         names = [*ADMIN_LOCK_NAMES, *map(lock_name, tenant_ids)]
@@ -110,25 +112,25 @@ class PrefectLocks:
             existing = _existing(client, names)
             if len(names) > _READ_BY_NAME_UP_TO:
                 self._listed = existing
-        ensure_admin_locks(client, existing)
-        existing.update(ADMIN_LOCK_NAMES)
-        for name in names[len(ADMIN_LOCK_NAMES) :]:
-            if name not in existing:
-                with suppress(ObjectAlreadyExists):  # another run created it first
-                    client.create_global_concurrency_limit(
-                        GlobalConcurrencyLimitCreate(name=name, limit=1)
-                    )
-                existing.add(name)
+        _create(client, set(names) - existing)
+        existing.update(names)
 
     @contextmanager
-    def hold(self, tenant_ids: Sequence[str]) -> Iterator[None]:
+    def hold(self, tenant_ids: Sequence[str], *, create_missing: bool = False) -> Iterator[None]:
         """Hold the locks of several tenants at once: one lease, taken all or nothing.
 
         A fan-out takes its tenants' locks a batch at a time: a lease per tenant would queue a
-        thousand writes on the server's database (~6 s of waiting per tenant, measured)."""
+        thousand writes on the server's database (~6 s of waiting per tenant, measured). With
+        `create_missing`, locks the lease missed are created and the lease taken once more."""
         client = _shared_client()
         names = [lock_name(t) for t in tenant_ids]
-        lease_id = self._acquire(client, names)
+        try:
+            lease_id = self._acquire(client, names)
+        except _LocksMissing as missed:
+            if not create_missing:
+                raise
+            _create(client, missed.names)
+            lease_id = self._acquire(client, names)
         stop = threading.Event()
         renewer = threading.Thread(target=self._renew, args=(client, lease_id, stop), daemon=True)
         renewer.start()
@@ -162,26 +164,47 @@ class PrefectLocks:
             response.raise_for_status()
             lease = response.json()
             found = {limit.get("name") for limit in lease.get("limits") or []}
-            if not {*names, ADMIN_KEY_LOCK} <= found:
-                # The lease holds the locks that exist (and an admin key slot): free them now,
-                # not when the lease lapses.
-                _release(client, str(lease["lease_id"]), names)
-            if not set(names) <= found:
-                raise LockUnavailable(
-                    f"lock {_names(names)} does not exist: onboard the tenant (it creates the lock)"
+            missing = {*names, ADMIN_KEY_LOCK} - found
+            if not missing:
+                return str(lease["lease_id"])
+            # The lease holds the locks that exist (and an admin key slot): free them now,
+            # not when the lease lapses.
+            _release(client, str(lease["lease_id"]), names)
+            if missing - {ADMIN_KEY_LOCK}:
+                raise _LocksMissing(
+                    f"lock {_names(names)} does not exist: onboard the tenant (it creates the lock)",
+                    missing,
                 )
-            if ADMIN_KEY_LOCK not in found:
-                raise LockUnavailable(
-                    f"lock {ADMIN_KEY_LOCK} does not exist: any flow's start creates it (or "
-                    "`tenant-keys rotate` once)"
-                )
-            return str(lease["lease_id"])
+            raise _LocksMissing(
+                f"lock {ADMIN_KEY_LOCK} does not exist: any flow's start creates it (or "
+                "`tenant-keys rotate` once)",
+                missing,
+            )
 
     def _renew(self, client: SyncPrefectClient, lease_id: str, stop: threading.Event) -> None:
         body = {"lease_duration": LEASE_SECONDS}
         while not stop.wait(LEASE_SECONDS / 3):
             with suppress(httpx.HTTPError):  # a missed renewal is retried at the next tick
                 _post(client, f"/v2/concurrency_limits/leases/{lease_id}/renew", body)
+
+
+class _LocksMissing(LockUnavailable):
+    """Some limits of a lease do not exist on the server (`names`)."""
+
+    def __init__(self, message: str, names: set[str]) -> None:
+        super().__init__(message)
+        self.names = names
+
+
+def _create(client: SyncPrefectClient, names: set[str]) -> None:
+    """Create the named locks: the admin key's as `tasks.admin_lock` sizes them, a tenant's
+    with one slot."""
+    from tasks.admin_lock import ADMIN_LOCK_NAMES, ensure_admin_locks  # it imports this module
+
+    ensure_admin_locks(client, existing=set(ADMIN_LOCK_NAMES) - names)
+    for name in sorted(names - set(ADMIN_LOCK_NAMES)):
+        with suppress(ObjectAlreadyExists):  # another run created it first
+            client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=name, limit=1))
 
 
 def _release(client: SyncPrefectClient, lease_id: str, names: list[str]) -> None:

@@ -28,7 +28,7 @@ from prefect.states import State
 import flows.rotation as rotation_flow
 from devstack.stack import LocalStack
 from flows.rotation import rotate_keys
-from tasks.locks import tenant_locks
+from tasks.locks import lock_name, tenant_locks
 from tenant_keys.events import KeyRotatedEvent, tenant_resource
 from tenant_keys.layout import CURRENT
 from tenant_keys.services import get_services, reset_services
@@ -261,6 +261,20 @@ def test_a_lock_held_past_the_wait_fails_the_batch_visibly_and_touches_nothing(
     batch = _task_run(state, "rotate-")
     assert batch.state is not None and batch.state.is_failed()
     assert all(t in (batch.state.message or "") for t in ids), batch.state.message
+
+
+def test_a_tenant_whose_lock_is_gone_gets_it_back_and_is_rotated(tenant_id: str) -> None:
+    """The rotation lists no locks before its batches: a lease that misses a tenant's lock
+    (a tenant from before locks, a lock deleted by hand) creates it and leases again."""
+    _onboarded(tenant_id)
+    with get_client(sync_client=True) as client:
+        client.delete_global_concurrency_limit_by_name(lock_name(tenant_id))
+
+        state = rotate_keys([tenant_id], rotation_id="r-lock-gone", return_state=True)
+
+        assert state.is_completed(), state.message
+        assert client.read_global_concurrency_limit_by_name(lock_name(tenant_id)).limit == 1
+    assert get_services().store.read(tenant_id).rotation_id == "r-lock-gone"
 
 
 def test_a_batch_task_that_breaks_fails_each_of_its_tenants(

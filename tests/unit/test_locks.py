@@ -141,6 +141,73 @@ def test_a_missing_lock_fails_rather_than_skips_and_frees_the_others_at_once(
     assert released == [LEASE["id"]]
 
 
+def _limit(name: str, slots: int = 1) -> dict[str, Any]:
+    return {"id": str(uuid.uuid4()), "name": name, "limit": slots, "active_slots": 0}
+
+
+def test_a_fan_out_creates_the_locks_its_lease_missed_and_leases_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Without a listing of every lock first: the first lease shows which are missing (one
+    tenant's and the admin key's), those are created as onboarding would, and the second
+    lease holds them all."""
+    on_server = {locks.lock_name("acme")}
+    created: dict[str, int] = {}
+    released: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        path, body = request.url.path, json.loads(request.content or b"{}")
+        if path.endswith("/increment-with-lease"):
+            held = [{"name": n} for n in body["names"] if n in on_server]
+            return httpx.Response(200, json={"lease_id": str(uuid.uuid4()), "limits": held})
+        if path.endswith("/decrement-with-lease"):
+            released.append(body["lease_id"])
+            return httpx.Response(204)
+        if path.endswith("/v2/concurrency_limits/"):
+            created[body["name"]] = body["limit"]
+            on_server.add(body["name"])
+            return httpx.Response(201, json=_limit(body["name"], body["limit"]))
+        return httpx.Response(500)
+
+    _server(monkeypatch, handler)
+    with locks.PrefectLocks(wait_seconds=3).hold(["acme", "globex"], create_missing=True):
+        assert len(released) == 1  # the first, partial lease: freed at once
+
+    assert created == {locks.lock_name("globex"): 1, locks.ADMIN_KEY_LOCK: 10_000}
+    assert len(released) == 2
+
+
+def test_a_lock_still_missing_after_it_was_created_fails_the_batch(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A server that takes the create but leases without it (another run deleting locks, a
+    filter on names): the second lease fails too, and is freed too; no third try."""
+    leases: list[str] = []
+    released: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        path, body = request.url.path, json.loads(request.content or b"{}")
+        if path.endswith("/increment-with-lease"):
+            leases.append(str(uuid.uuid4()))
+            held = [{"name": n} for n in body["names"] if "globex" not in n]
+            return httpx.Response(200, json={"lease_id": leases[-1], "limits": held})
+        if path.endswith("/decrement-with-lease"):
+            released.append(body["lease_id"])
+            return httpx.Response(204)
+        if path.endswith("/v2/concurrency_limits/"):
+            return httpx.Response(201, json=_limit(body["name"]))
+        return httpx.Response(500)
+
+    _server(monkeypatch, handler)
+    with (
+        pytest.raises(LockUnavailable, match="does not exist: onboard the tenant"),
+        locks.PrefectLocks(wait_seconds=3).hold(["acme", "globex"], create_missing=True),
+    ):
+        pass
+    assert len(leases) == 2
+    assert released == leases
+
+
 def test_a_lease_the_server_fails_to_release_is_logged(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -191,26 +258,23 @@ def test_a_fan_out_lists_the_locks_once_then_creates_only_the_missing_ones(
     on_server = {*ADMIN_LOCK_NAMES, *(locks.lock_name(t) for t in tenants[:200])}
     calls: Counter[str] = Counter()
 
-    def limit(name: str) -> dict[str, Any]:
-        return {"id": str(uuid.uuid4()), "name": name, "limit": 1, "active_slots": 0}
-
     def handler(request: httpx.Request) -> httpx.Response:
         path = request.url.path
         if path.endswith("/v2/concurrency_limits/filter"):
             calls["list"] += 1
             body = json.loads(request.content)
             page = sorted(on_server)[body["offset"] : body["offset"] + body["limit"]]
-            return httpx.Response(200, json=[limit(n) for n in page])
+            return httpx.Response(200, json=[_limit(n) for n in page])
         if request.method == "POST" and path.endswith("/v2/concurrency_limits/"):
             calls["create"] += 1
             name = json.loads(request.content)["name"]
             on_server.add(name)
-            return httpx.Response(201, json=limit(name))
+            return httpx.Response(201, json=_limit(name))
         if request.method == "GET":
             calls["read"] += 1
             name = path.rsplit("/", 1)[-1]
             return (
-                httpx.Response(200, json=limit(name)) if name in on_server else httpx.Response(404)
+                httpx.Response(200, json=_limit(name)) if name in on_server else httpx.Response(404)
             )
         return httpx.Response(500)
 
