@@ -286,11 +286,8 @@ def test_a_batch_task_that_breaks_fails_each_of_its_tenants(
 
     # The lock server failing with a 500 cannot be provoked on the local stack: patched.
     class BrokenLocks:
-        def ensure(self, tenant_ids: list[str]) -> None:
-            pass
-
         @contextmanager
-        def hold(self, tenant_ids: list[str]) -> Iterator[None]:
+        def hold(self, tenant_ids: list[str], *, create_missing: bool) -> Iterator[None]:
             raise RuntimeError("lock server answered 500")
             yield
 
