@@ -20,21 +20,19 @@ def test_a_freed_slot_goes_to_the_waiter_with_the_smallest_priority() -> None:
     slots = Slots(1)
     served: list[str] = []
     waiting: list[threading.Thread] = []
-    first = slots.hold((0.0, "holder"))
-    first.__enter__()
 
     def wait_for_slot(priority: tuple[float, str]) -> None:
         with slots.hold(priority):
             served.append(priority[1])
 
-    # Arrivals in the opposite order of their priority: a semaphore would serve them as
-    # the threads happen to wake, this pool by batch age, then tenant.
-    for priority in [(3.0, "c"), (2.0, "b2"), (2.0, "b1"), (1.0, "a")]:
-        thread = threading.Thread(target=wait_for_slot, args=(priority,))
-        thread.start()
-        waiting.append(thread)
-        _wait_until(lambda: len(slots._waiting) == len(waiting))
-    first.__exit__(None, None, None)
+    with slots.hold((0.0, "holder")):
+        # Arrivals in the opposite order of their priority: a semaphore would serve them as
+        # the threads happen to wake, this pool by batch age, then tenant.
+        for priority in [(3.0, "c"), (2.0, "b2"), (2.0, "b1"), (1.0, "a")]:
+            thread = threading.Thread(target=wait_for_slot, args=(priority,))
+            thread.start()
+            waiting.append(thread)
+            _wait_until(lambda: len(slots._waiting) == len(waiting))
     for thread in waiting:
         thread.join(5)
 
@@ -50,7 +48,7 @@ def test_no_more_than_the_limit_hold_at_once_and_every_waiter_is_served() -> Non
             with guard:
                 holding[0] += 1
                 peak[0] = max(peak[0], holding[0])
-            time.sleep(0.002)
+            time.sleep(0.02)  # long enough for the first three to overlap
             with guard:
                 holding[0] -= 1
                 served[0] += 1
