@@ -11,7 +11,8 @@ own apps for those two directly: 770 calls/s against 418 for `moto_server`,
 moto's secret store finds a secret by walking every secret it holds (a name and an ARN
 compared for each), several times per call: with 10,000 tenants that walk was most of
 moto's CPU in a rotation. `index_secrets_by_name` looks a name up directly first, and walks
-only for ARNs, as moto does.
+only for ARNs, as moto does. Its ListSecrets serialises every matching secret for each page,
+then returns one page of them: `serialise_only_the_page` serialises the page.
 
     python -m devstack.moto_secrets --port 5000
 """
@@ -32,7 +33,13 @@ from urllib.parse import parse_qs
 from moto.core import responses
 from moto.moto_server import werkzeug_app
 from moto.moto_server.werkzeug_app import MotoRequestHandler, create_backend_app
-from moto.secretsmanager.models import FakeSecret, ReplicaSecret, SecretsStore
+from moto.secretsmanager import models as secretsmanager_models
+from moto.secretsmanager.models import (
+    FakeSecret,
+    ReplicaSecret,
+    SecretsManagerBackend,
+    SecretsStore,
+)
 from werkzeug.serving import BaseWSGIServer, make_server
 
 HOST = "127.0.0.1"
@@ -111,6 +118,31 @@ def index_secrets_by_name() -> None:
     SecretsStore.__contains__ = contains  # type: ignore[method-assign]
 
 
+def serialise_only_the_page() -> None:
+    """moto's `list_secrets` with the same filter, order and offset token, but `to_dict` only
+    for the secrets of the page asked for: a page no longer serialises every secret listed."""
+
+    def list_secrets(
+        self: SecretsManagerBackend,
+        filters: list[dict[str, Any]],
+        max_results: int | None = secretsmanager_models.MAX_RESULTS_DEFAULT,
+        next_token: str | None = None,
+        include_planned_deletion: bool = False,
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        matching = [
+            secret
+            for secret in self.secrets.values()
+            if (include_planned_deletion or not getattr(secret, "deleted_date", None))
+            and secretsmanager_models._matches(secret, filters)
+        ]
+        start = int(next_token or 0)
+        end = start + int(max_results or secretsmanager_models.MAX_RESULTS_DEFAULT)
+        page = [secret.to_dict() for secret in matching[start:end]]
+        return page, str(end) if end < len(matching) else None
+
+    SecretsManagerBackend.list_secrets = list_secrets  # type: ignore[method-assign]
+
+
 def skip_per_request_work() -> None:
     """Two things moto's server does on every request that the local stack never needs:
     listing the response class's methods (`inspect.getmembers`; they do not change) and
@@ -124,6 +156,7 @@ def make(port: int) -> BaseWSGIServer:
     # werkzeug logs every request line; the stack's users want their own output.
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     index_secrets_by_name()
+    serialise_only_the_page()
     skip_per_request_work()
     return make_server(HOST, port, create_app(), threaded=True, request_handler=MotoRequestHandler)
 
