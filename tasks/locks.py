@@ -97,8 +97,8 @@ class PrefectLocks:
 
     def __init__(self, wait_seconds: float) -> None:
         self.wait_seconds = wait_seconds
-        # Every lock on the server, once listed: a fan-out ensures a page of 200 tenants at a
-        # time, and listing 10,000 locks per page took 2 s each time.
+        # Every lock on the server, once listed: a later `ensure` on this object reuses it
+        # rather than listing them all again.
         self._listed: set[str] | None = None
 
     def ensure(self, tenant_ids: Sequence[str]) -> None:
