@@ -208,6 +208,28 @@ def test_a_lock_still_missing_after_it_was_created_fails_the_batch(
     assert released == leases
 
 
+def test_a_missing_admin_key_lock_fails_with_its_own_remedy(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    released: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/decrement-with-lease"):
+            released.append(json.loads(request.content)["lease_id"])
+            return httpx.Response(204)
+        names = json.loads(request.content)["names"]
+        held = [{"name": n} for n in names if n != locks.ADMIN_KEY_LOCK]
+        return httpx.Response(200, json={"lease_id": LEASE["id"], "limits": held})
+
+    _server(monkeypatch, handler)
+    with (
+        pytest.raises(LockUnavailable, match="tenant-keys-admin-key does not exist: any flow's"),
+        locks.PrefectLocks(wait_seconds=3).hold(["acme"]),
+    ):
+        pass
+    assert released == [LEASE["id"]]
+
+
 def test_a_lease_the_server_fails_to_release_is_logged(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
